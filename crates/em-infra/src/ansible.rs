@@ -1,0 +1,1 @@
+//! ansible (filled in by the orchestrator work).

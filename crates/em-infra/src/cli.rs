@@ -1,0 +1,274 @@
+//! Command-line definitions (clap). Parsing only: every command's behaviour lives in its module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::Stage;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success
+  1    internal error (a bug, or an I/O error outside the project's control)
+  2    bad input: invalid flags, tfvars findings, missing or corrupt files
+  3    preflight failed: a required tool, variable, key or check is missing
+  4    a stage failed: the tool it ran exited non-zero (see the stage log)
+  5    refused: the plan would replace or destroy a cluster VM (rerun with --allow-replace)
+  75   locked: another em-infra run holds this environment's lock
+  130  interrupted by Ctrl-C or SIGTERM (resume with `em-infra up --resume`)";
+
+/// em-infra: one command from a Proxmox VE host to a verified k3s cluster.
+///
+/// Terraform provisions the VMs, Ansible configures k3s from an inventory derived from
+/// Terraform state, and em-infra runs the stages, keeps checkpoints and logs, and verifies.
+#[derive(Debug, Parser)]
+#[command(name = "em-infra", version, about, long_about = None, after_help = EXIT_CODES_HELP)]
+#[command(propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print machine-readable JSON on stdout instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Disable colours (also honoured: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Repository root (default: the nearest parent directory holding `terraform/environments`).
+    #[arg(long, global = true, env = "EM_INFRA_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Where em-infra keeps per-environment state, locks, runs and secrets (default: `<root>/.em-infra`).
+    #[arg(long, global = true, env = "EM_INFRA_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Static checks of the Terraform code and the tfvars, before anything touches Proxmox.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(CheckArgs),
+
+    /// Ansible inventory (executable-inventory JSON) from the environment's Terraform state.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Inventory(InventoryArgs),
+
+    /// Bring the cluster up: preflight → prepare → provision → configure → verify.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Up(UpArgs),
+
+    /// Destroy the cluster's VMs and clear every file derived from them.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Down(DownArgs),
+
+    /// `down`, then `up`: a fresh cluster in bounded time.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Reset(ResetArgs),
+
+    /// Back up, list and restore the environment's Terraform state.
+    #[command(subcommand)]
+    State(StateCommand),
+
+    /// Past runs: stages, results and durations.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+/// Which environment: a name under `terraform/environments/`, or a path to a directory.
+#[derive(Debug, Clone, Args)]
+pub struct EnvArg {
+    /// Environment name (`terraform/environments/<NAME>`) or a path to an environment directory.
+    #[arg(long = "env", env = "EM_INFRA_ENV", default_value = "k3s-dev", value_name = "NAME|DIR")]
+    pub env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+
+    /// tfvars file to check (default: the environment's terraform.tfvars, else terraform.tfvars.example).
+    #[arg(long, value_name = "FILE")]
+    pub tfvars: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "host"])))]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+
+    /// Terraform state file to read (default: `<env>/terraform.tfstate`).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Print the whole inventory (groups, hosts and `_meta.hostvars`).
+    #[arg(long)]
+    pub list: bool,
+
+    /// Print the variables of one host.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StageArg {
+    Preflight,
+    Prepare,
+    Provision,
+    Configure,
+    Verify,
+}
+
+impl From<StageArg> for Stage {
+    fn from(s: StageArg) -> Self {
+        match s {
+            StageArg::Preflight => Stage::Preflight,
+            StageArg::Prepare => Stage::Prepare,
+            StageArg::Provision => Stage::Provision,
+            StageArg::Configure => Stage::Configure,
+            StageArg::Verify => Stage::Verify,
+        }
+    }
+}
+
+/// Flags shared by `up` and `reset` (everything that shapes a bring-up run).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+
+    /// Run only this stage.
+    #[arg(long, value_name = "STAGE", conflicts_with_all = ["from", "to", "resume"])]
+    pub only: Option<StageArg>,
+
+    /// Start at this stage (earlier stages must have succeeded before).
+    #[arg(long, value_name = "STAGE", conflicts_with = "resume")]
+    pub from: Option<StageArg>,
+
+    /// Stop after this stage.
+    #[arg(long, value_name = "STAGE")]
+    pub to: Option<StageArg>,
+
+    /// Continue at the stage that failed or was interrupted in the last run.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Show each stage's commands (and the Terraform plan when Proxmox is reachable); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Same as `--only prepare`.
+    #[arg(long, conflicts_with_all = ["only", "from", "to", "resume", "terraform_only", "ansible_only", "verify_only"])]
+    pub prepare_only: bool,
+
+    /// Same as `--only provision`.
+    #[arg(long, conflicts_with_all = ["only", "from", "to", "resume", "ansible_only", "verify_only"])]
+    pub terraform_only: bool,
+
+    /// Same as `--only configure`.
+    #[arg(long, conflicts_with_all = ["only", "from", "to", "resume", "verify_only"])]
+    pub ansible_only: bool,
+
+    /// Same as `--only verify`.
+    #[arg(long, conflicts_with_all = ["only", "from", "to", "resume"])]
+    pub verify_only: bool,
+
+    /// Let a plan replace or destroy existing cluster VMs (refused otherwise).
+    #[arg(long)]
+    pub allow_replace: bool,
+
+    /// Terraform parallelism (kept low: clones from one template contend for its lock).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub parallelism: u32,
+
+    /// Remove a stale lock left by a dead em-infra process (never a live one).
+    #[arg(long)]
+    pub clear_stale_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Give up on `terraform destroy` after this many seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    /// Remove a stale lock left by a dead em-infra process (never a live one).
+    #[arg(long)]
+    pub clear_stale_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Do not ask for confirmation before destroying.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Give up on `terraform destroy` after this many seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy the current Terraform state into the backup directory (0600, timestamped, rotated).
+    Backup {
+        #[command(flatten)]
+        env: EnvArg,
+    },
+    /// List backups with their serial and lineage.
+    List {
+        #[command(flatten)]
+        env: EnvArg,
+    },
+    /// Restore a backup over the current state (refuses to overwrite a newer state without --force).
+    Restore {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Backup ID as printed by `em-infra state list`.
+        id: String,
+        /// Overwrite even when the current state is newer or of another lineage.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One line per past run: id, start, result, duration.
+    List {
+        #[command(flatten)]
+        env: EnvArg,
+    },
+    /// One run's stages with their results and durations (default: the newest run).
+    Show {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Run ID as printed by `em-infra runs list`.
+        id: Option<String>,
+    },
+}

@@ -1,0 +1,1 @@
+//! runner (filled in by the orchestrator work).

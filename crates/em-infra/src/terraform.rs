@@ -1,0 +1,1 @@
+//! terraform (filled in by the orchestrator work).

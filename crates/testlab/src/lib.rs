@@ -1,0 +1,1 @@
+//! Lab of real SSH hosts for tests (see README).
