@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod fsutil;
 pub mod inventory;
 pub mod output;
 pub mod report;
