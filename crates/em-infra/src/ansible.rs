@@ -1,1 +1,112 @@
-//! ansible (filled in by the orchestrator work).
+//! The Ansible commands the configure and verify stages run.
+//!
+//! Ansible always runs from the repository root with the canonical dynamic inventory
+//! (`ansible/inventory/terraform_inventory.yml`), exactly like the phased commands in the README;
+//! `EM_INFRA_TFSTATE` points the inventory plugin at this environment's state and `EM_INFRA_BIN`
+//! at this very binary, so the inventory Ansible sees is the one `em-infra inventory` prints.
+//! Secrets travel in files under `.em-infra/<env>/` (found through `EM_INFRA_ENV_DIR`), never on a
+//! command line.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Environment, Project};
+use crate::runner::Cmd;
+
+pub const INVENTORY_CONFIG: &str = "ansible/inventory/terraform_inventory.yml";
+
+/// Directory holding `ansible-playbook`: `EM_INFRA_ANSIBLE_BIN_DIR`, else `<root>/.venv/bin` when it
+/// exists (the test command installs the pinned ansible-core there), else PATH.
+pub fn program(project: &Project, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("EM_INFRA_ANSIBLE_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let venv = project.root.join(".venv/bin").join(name);
+    if venv.is_file() { venv } else { PathBuf::from(name) }
+}
+
+/// `ansible-playbook <playbook>` against the environment's inventory.
+pub fn playbook(project: &Project, env: &Environment, playbook: &str, what: &str) -> Cmd {
+    let mut cmd = Cmd::new(program(project, "ansible-playbook"), what)
+        .cwd(&project.root)
+        .arg("-i")
+        .arg(INVENTORY_CONFIG)
+        .arg(format!("ansible/playbooks/{playbook}"))
+        .env("EM_INFRA_TFSTATE", env.tfstate())
+        .env("EM_INFRA_ENV_DIR", &env.state_dir)
+        .env("ANSIBLE_CONFIG", project.root.join("ansible.cfg"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_FORCE_COLOR", "0");
+    if let Ok(exe) = std::env::current_exe() {
+        cmd = cmd.env("EM_INFRA_BIN", exe);
+    }
+    // Extra variables for site-specific settings (e.g. an air-gapped k3s binary): a YAML/JSON file.
+    if let Some(file) = std::env::var_os("EM_INFRA_ANSIBLE_VARS_FILE") {
+        let mut arg = std::ffi::OsString::from("@");
+        arg.push(file);
+        cmd = cmd.arg("--extra-vars").arg(arg);
+    }
+    cmd
+}
+
+/// The version line of `ansible-playbook --version` (`ansible-playbook [core 2.19.14]`) → `2.19.14`.
+pub fn parse_core_version(output: &str) -> Option<String> {
+    let start = output.find("[core ")? + 6;
+    let end = output[start..].find(']')? + start;
+    Some(output[start..end].to_string())
+}
+
+/// Counts from a PLAY RECAP: (host, changed, failed + unreachable).
+pub fn parse_recap(output: &str) -> Vec<(String, u32, u32)> {
+    let mut hosts = Vec::new();
+    let mut in_recap = false;
+    for line in output.lines() {
+        if line.starts_with("PLAY RECAP") {
+            in_recap = true;
+            hosts.clear();
+            continue;
+        }
+        if !in_recap {
+            continue;
+        }
+        let Some((host, counts)) = line.split_once(':') else { continue };
+        let field = |name: &str| -> u32 {
+            counts
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        if counts.contains("ok=") {
+            hosts.push((host.trim().to_string(), field("changed"), field("failed") + field("unreachable")));
+        }
+    }
+    hosts
+}
+
+/// The private key Ansible uses: `ANSIBLE_PRIVATE_KEY_FILE`, else `~/.ssh/id_ed25519`.
+pub fn private_key() -> Option<PathBuf> {
+    std::env::var_os("ANSIBLE_PRIVATE_KEY_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".ssh/id_ed25519")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_core_version() {
+        let out = "ansible-playbook [core 2.19.14]\n  config file = /x/ansible.cfg\n";
+        assert_eq!(parse_core_version(out).as_deref(), Some("2.19.14"));
+        assert_eq!(parse_core_version("nope"), None);
+    }
+
+    #[test]
+    fn parses_the_last_recap() {
+        let out = "PLAY RECAP ***\nold : ok=1 changed=5 unreachable=0 failed=0\n\
+                   PLAY RECAP *********\n\
+                   lab-cp-1                   : ok=20   changed=0    unreachable=0    failed=0    skipped=3    rescued=0    ignored=0\n\
+                   lab-worker-1               : ok=15   changed=2    unreachable=1    failed=1    skipped=3\n";
+        assert_eq!(parse_recap(out), vec![("lab-cp-1".to_string(), 0, 0), ("lab-worker-1".to_string(), 2, 2)]);
+    }
+}
