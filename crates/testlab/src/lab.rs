@@ -1,0 +1,1137 @@
+//! A lab: one controller network namespace with a bridge, and one systemd-nspawn container per
+//! host, each in its own network namespace, cgroup and overlay of the shared rootfs.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::{rootfs, sys};
+
+/// Where running labs register themselves (one `<id>.json` each), so `em-testlab down --all`
+/// can find labs whose owner died.
+pub const REGISTRY_DIR: &str = "/run/testlab";
+const STATE_FILE: &str = "lab.json";
+const NETNS_DIR: &str = "/run/netns";
+const NSPAWN_RUN_DIR: &str = "/run/systemd/nspawn";
+
+/// One host of a [`LabSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub name: String,
+    pub addr: Ipv4Addr,
+}
+
+impl FromStr for HostSpec {
+    type Err = anyhow::Error;
+
+    /// Parses `NAME=IPV4`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, addr) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("host {s:?}: expected NAME=IPV4, e.g. lab-cp-1=10.231.0.11"))?;
+        let addr = addr
+            .parse()
+            .map_err(|_| anyhow!("host {s:?}: {addr:?} is not an IPv4 address"))?;
+        Ok(HostSpec {
+            name: name.to_string(),
+            addr,
+        })
+    }
+}
+
+/// What to build: hosts on one /24 (the controller gets `.1`) and a work directory.
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    /// Created by [`Lab::up`] (may exist if empty) and deleted by [`Lab::down`].
+    pub work_dir: PathBuf,
+    pub hosts: Vec<HostSpec>,
+    /// Debian packages added to the default rootfs package list (a separate cached rootfs).
+    pub extra_packages: Vec<String>,
+    /// How long to wait for every host to accept SSH.
+    pub ready_timeout: Duration,
+    /// Extra `systemd-nspawn` arguments for every host (e.g. `--capability=all`).
+    pub nspawn_args: Vec<String>,
+}
+
+impl LabSpec {
+    pub fn new(work_dir: impl Into<PathBuf>) -> Self {
+        LabSpec {
+            work_dir: work_dir.into(),
+            hosts: Vec::new(),
+            extra_packages: Vec::new(),
+            ready_timeout: Duration::from_secs(90),
+            nspawn_args: Vec::new(),
+        }
+    }
+
+    /// Adds a host.
+    pub fn host(mut self, name: impl Into<String>, addr: Ipv4Addr) -> Self {
+        self.hosts.push(HostSpec {
+            name: name.into(),
+            addr,
+        });
+        self
+    }
+
+    /// Checks names and addresses; returns the controller address (`.1` of the hosts' /24).
+    pub fn validate(&self) -> Result<Ipv4Addr> {
+        if self.hosts.is_empty() {
+            bail!("lab spec has no hosts: add at least one NAME=IPV4");
+        }
+        let first = self.hosts[0].addr.octets();
+        for (i, h) in self.hosts.iter().enumerate() {
+            let n = &h.name;
+            let valid = !n.is_empty()
+                && n.len() <= 48
+                && !n.starts_with('-')
+                && !n.ends_with('-')
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                bail!(
+                    "host name {n:?}: use 1-48 lowercase letters, digits and '-', not starting or ending with '-'"
+                );
+            }
+            let o = h.addr.octets();
+            if o[..3] != first[..3] {
+                bail!(
+                    "host {n} address {}: every host must be in the same /24 as {} ({}.{}.{}.0/24)",
+                    h.addr,
+                    self.hosts[0].addr,
+                    first[0],
+                    first[1],
+                    first[2]
+                );
+            }
+            if !(2..=254).contains(&o[3]) {
+                bail!(
+                    "host {n} address {}: last octet must be 2-254 (.1 is the controller)",
+                    h.addr
+                );
+            }
+            if self.hosts[..i].iter().any(|o| o.name == *n) {
+                bail!("host name {n:?} is used twice");
+            }
+            if self.hosts[..i].iter().any(|o| o.addr == h.addr) {
+                bail!("host {n} address {} is used twice", h.addr);
+            }
+        }
+        Ok(Ipv4Addr::new(first[0], first[1], first[2], 1))
+    }
+}
+
+/// A running host of a [`Lab`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabHost {
+    /// Host name (also the container's hostname).
+    pub name: String,
+    pub addr: Ipv4Addr,
+    /// Network namespace the host lives in.
+    pub netns: String,
+    /// systemd-nspawn machine name (unique per lab).
+    pub machine: String,
+    #[serde(default)]
+    pid: Option<i32>,
+    #[serde(default)]
+    nspawn_lock: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    id: String,
+    work_dir: PathBuf,
+    rootfs: PathBuf,
+    controller_netns: String,
+    controller_addr: Ipv4Addr,
+    bridge: String,
+    hosts: Vec<LabHost>,
+    cgroups: Vec<PathBuf>,
+    #[serde(default)]
+    netns_inodes: Vec<u64>,
+}
+
+/// A lab of SSH-reachable systemd hosts. Dropping an owned lab tears it down (best effort);
+/// call [`Lab::down`] to see errors.
+pub struct Lab {
+    st: State,
+    owned: bool,
+    torn_down: bool,
+    children: Vec<(String, Child)>,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("id", &self.st.id)
+            .field("work_dir", &self.st.work_dir)
+            .field("hosts", &self.st.hosts)
+            .finish()
+    }
+}
+
+fn new_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let seed = format!(
+            "{}-{nanos}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let id = format!("{:06x}", sys::fnv1a(seed.as_bytes()) & 0xff_ffff);
+        let taken = Path::new(NETNS_DIR).join(format!("tl-{id}-ctl")).exists()
+            || Path::new(REGISTRY_DIR).join(format!("{id}.json")).exists();
+        if !taken {
+            return id;
+        }
+    }
+}
+
+/// Tools a lab needs on the machine running it.
+pub const REQUIRED_TOOLS: &[&str] = &[
+    "ip",
+    "systemd-nspawn",
+    "mmdebstrap",
+    "ssh",
+    "ssh-keygen",
+    "mount",
+    "umount",
+    "rm",
+];
+
+/// Why a lab cannot run here, or `None` when it can.
+pub fn missing_requirements() -> Option<String> {
+    let mut missing = Vec::new();
+    if !sys::is_root() {
+        missing.push("root (euid 0)".to_string());
+    }
+    for t in REQUIRED_TOOLS {
+        if sys::which(t).is_none() {
+            missing.push(format!("program `{t}`"));
+        }
+    }
+    let has_overlay = || {
+        fs::read_to_string("/proc/filesystems")
+            .map(|s| s.lines().any(|l| l.trim_end().ends_with("\toverlay")))
+            .unwrap_or(false)
+    };
+    if !has_overlay()
+        && sys::is_root()
+        && let Some(modprobe) = sys::which("modprobe")
+    {
+        let _ = Command::new(modprobe)
+            .arg("overlay")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    if !has_overlay() {
+        missing.push("overlayfs (kernel)".into());
+    }
+    if !Path::new("/proc/self/ns/net").exists() {
+        missing.push("network namespaces (kernel)".into());
+    }
+    if sys::cgroup_hierarchies().is_empty() {
+        missing.push("a cgroup2 or name=systemd cgroup mount under /sys/fs/cgroup".into());
+    }
+    if missing.is_empty() {
+        None
+    } else {
+        Some(missing.join(", "))
+    }
+}
+
+impl Lab {
+    /// Builds (or reuses) the rootfs, creates namespaces, boots every host and waits until each
+    /// accepts SSH from the controller namespace. On error, everything created is torn down.
+    pub fn up(spec: LabSpec) -> Result<Lab> {
+        let controller_addr = spec.validate()?;
+        if let Some(m) = missing_requirements() {
+            bail!("cannot start a lab here; missing: {m}");
+        }
+        let rootfs = rootfs::ensure_rootfs(&spec.extra_packages)?;
+
+        let wd = &spec.work_dir;
+        if wd.exists() {
+            let empty = fs::read_dir(wd)
+                .with_context(|| format!("work dir {} is not readable", wd.display()))?
+                .next()
+                .is_none();
+            if !empty {
+                bail!(
+                    "work dir {} is not empty (a lab there? run `em-testlab down --dir {}`)",
+                    wd.display(),
+                    wd.display()
+                );
+            }
+        }
+        fs::create_dir_all(wd).with_context(|| format!("cannot create {}", wd.display()))?;
+        let work_dir = fs::canonicalize(wd)?;
+
+        let id = new_id();
+        let hierarchies = sys::cgroup_hierarchies();
+        let st = State {
+            controller_netns: format!("tl-{id}-ctl"),
+            controller_addr,
+            bridge: format!("tl{id}br"),
+            hosts: spec
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| LabHost {
+                    name: h.name.clone(),
+                    addr: h.addr,
+                    netns: format!("tl-{id}-h{}", i + 1),
+                    machine: format!("tl{id}-{}", h.name),
+                    pid: None,
+                    nspawn_lock: None,
+                })
+                .collect(),
+            cgroups: hierarchies
+                .iter()
+                .map(|h| h.join(format!("testlab-{id}")))
+                .collect(),
+            netns_inodes: Vec::new(),
+            rootfs,
+            work_dir,
+            id,
+        };
+        let mut lab = Lab {
+            st,
+            owned: true,
+            torn_down: false,
+            children: Vec::new(),
+        };
+        match lab.bring_up(&spec) {
+            Ok(()) => Ok(lab),
+            Err(e) => {
+                let cleanup = lab.down().err();
+                Err(match cleanup {
+                    None => e,
+                    Some(c) => e.context(format!("(and the cleanup failed too: {c:#})")),
+                })
+            }
+        }
+    }
+
+    fn save(&self) -> Result<()> {
+        let json = serde_json::to_string_pretty(&self.st)?;
+        fs::create_dir_all(REGISTRY_DIR)?;
+        sys::write_atomic(
+            &Path::new(REGISTRY_DIR).join(format!("{}.json", self.st.id)),
+            &json,
+        )?;
+        sys::write_atomic(&self.st.work_dir.join(STATE_FILE), &json)
+    }
+
+    fn bring_up(&mut self, spec: &LabSpec) -> Result<()> {
+        let t0 = Instant::now();
+        self.save()?;
+        let wd = self.st.work_dir.clone();
+        let id = self.st.id.clone();
+
+        // Lab key (0600, made by ssh-keygen).
+        sys::run(
+            sys::cmd("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+                .arg(format!("testlab-{id}"))
+                .arg("-f")
+                .arg(self.private_key()),
+        )?;
+        let pubkey = fs::read_to_string(wd.join("id_ed25519.pub"))?;
+
+        // Network: everything lives in namespaces this lab creates.
+        let ctl = self.st.controller_netns.clone();
+        let br = self.st.bridge.clone();
+        sys::ip(&["netns", "add", &ctl])?;
+        sys::ip(&["-n", &ctl, "link", "set", "lo", "up"])?;
+        sys::ip(&["-n", &ctl, "link", "add", &br, "type", "bridge"])?;
+        let cidr1 = format!("{}/24", self.st.controller_addr);
+        sys::ip(&["-n", &ctl, "addr", "add", &cidr1, "dev", &br])?;
+        sys::ip(&["-n", &ctl, "link", "set", &br, "up"])?;
+        sys::run(
+            self.command("sysctl")
+                .args(["-q", "-w", "net.ipv4.ip_forward=0"])
+                .args(["-w", "net.ipv6.conf.all.forwarding=0"]),
+        )?;
+        let gw = self.st.controller_addr.to_string();
+        for (i, h) in self.st.hosts.iter().enumerate() {
+            let ns = h.netns.as_str();
+            let veth = format!("tl{id}v{}", i + 1);
+            let cidr = format!("{}/24", h.addr);
+            sys::ip(&["netns", "add", ns])?;
+            sys::ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            // Both ends are created directly inside their namespaces.
+            sys::ip(&[
+                "link", "add", &veth, "netns", &ctl, "type", "veth", "peer", "name", "eth0",
+                "netns", ns,
+            ])?;
+            sys::ip(&["-n", &ctl, "link", "set", &veth, "master", &br])?;
+            sys::ip(&["-n", &ctl, "link", "set", &veth, "up"])?;
+            sys::ip(&["-n", ns, "addr", "add", &cidr, "dev", "eth0"])?;
+            sys::ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+            // Ends in the controller (no forwarding, no uplink); gives ansible_default_ipv4.
+            sys::ip(&["-n", ns, "route", "add", "default", "via", &gw])?;
+        }
+        self.st.netns_inodes = self
+            .netns_names()
+            .iter()
+            .filter_map(|n| sys::ns_inode(Path::new(NETNS_DIR).join(n)))
+            .collect();
+        self.save()?;
+
+        // Per-host file systems.
+        let mut known_hosts = String::new();
+        for i in 0..self.st.hosts.len() {
+            let h = self.st.hosts[i].clone();
+            let base = wd.join("hosts").join(&h.name);
+            let (upper, work, merged) =
+                (base.join("upper"), base.join("work"), base.join("merged"));
+            for d in [&upper, &work, &merged] {
+                fs::create_dir_all(d)?;
+            }
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                self.st.rootfs.display(),
+                upper.display(),
+                work.display()
+            );
+            sys::run(
+                sys::cmd("mount")
+                    .args(["-t", "overlay", "overlay", "-o", &opts])
+                    .arg(&merged),
+            )
+            .with_context(|| format!("host {}: overlay mount failed (the work dir must be on a file system overlayfs accepts as upper, e.g. ext4/xfs/tmpfs, not overlayfs)", h.name))?;
+            let m = |p: &str| merged.join(p);
+            fs::write(m("etc/hostname"), format!("{}\n", h.name))?;
+            fs::write(
+                m("etc/hosts"),
+                format!(
+                    "127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost ip6-localhost ip6-loopback\n",
+                    h.name
+                ),
+            )?;
+            let mid = format!(
+                "{:016x}{:016x}\n",
+                sys::fnv1a(format!("{id}-{}-a-{:?}", h.name, SystemTime::now()).as_bytes()),
+                sys::fnv1a(format!("{id}-{}-b-{}", h.name, std::process::id()).as_bytes())
+            );
+            fs::write(m("etc/machine-id"), mid)?;
+            sys::run(
+                sys::cmd("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+                    .arg(format!("root@{}", h.name))
+                    .arg("-f")
+                    .arg(m("etc/ssh/ssh_host_ed25519_key")),
+            )?;
+            let hostpub = fs::read_to_string(m("etc/ssh/ssh_host_ed25519_key.pub"))?;
+            let mut parts = hostpub.split_whitespace();
+            let (kt, kb) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            known_hosts.push_str(&format!("{},{} {kt} {kb}\n", h.addr, h.name));
+            let sshdir = m("root/.ssh");
+            fs::create_dir_all(&sshdir)?;
+            fs::set_permissions(&sshdir, fs::Permissions::from_mode(0o700))?;
+            fs::write(sshdir.join("authorized_keys"), &pubkey)?;
+            fs::set_permissions(
+                sshdir.join("authorized_keys"),
+                fs::Permissions::from_mode(0o600),
+            )?;
+            // nspawn's global image lock is named after the image's device and inode.
+            let md = fs::metadata(&merged)?;
+            self.st.hosts[i].nspawn_lock = Some(PathBuf::from(format!(
+                "{NSPAWN_RUN_DIR}/locks/inode-{}:{}",
+                md.dev(),
+                md.ino()
+            )));
+        }
+        sys::write_atomic(&self.known_hosts(), known_hosts)?;
+        sys::write_atomic(&self.ssh_config(), self.ssh_config_text())?;
+        self.save()?;
+
+        // Boot.
+        for i in 0..self.st.hosts.len() {
+            let h = self.st.hosts[i].clone();
+            let mut files = Vec::new();
+            for cg in &self.st.cgroups {
+                let dir = cg.join(&h.name);
+                fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create cgroup {}", dir.display()))?;
+                files.push(
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .open(dir.join("cgroup.procs"))
+                        .with_context(|| format!("cannot open {}/cgroup.procs", dir.display()))?,
+                );
+            }
+            let log = fs::File::create(self.host_log(&h.name))?;
+            let mut c = sys::cmd("systemd-nspawn");
+            c.arg("-q")
+                .arg("-D")
+                .arg(wd.join("hosts").join(&h.name).join("merged"))
+                .arg("-M")
+                .arg(&h.machine)
+                .arg(format!("--hostname={}", h.name))
+                .args(["-b", "--register=no", "--keep-unit"])
+                .arg(format!("--network-namespace-path={NETNS_DIR}/{}", h.netns))
+                .args([
+                    "--console=passive",
+                    "--resolv-conf=off",
+                    "--link-journal=no",
+                    "--timezone=off",
+                ])
+                .args(&spec.nspawn_args)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .process_group(0);
+            let fds: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+            // SAFETY: the closure only calls async-signal-safe functions (getpid, write) on
+            // pre-opened descriptors and a stack buffer; it allocates nothing.
+            unsafe {
+                c.pre_exec(move || {
+                    let mut buf = [0u8; 20];
+                    let mut n = libc::getpid() as u32;
+                    let mut len = 0;
+                    loop {
+                        buf[buf.len() - 1 - len] = b'0' + (n % 10) as u8;
+                        len += 1;
+                        n /= 10;
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    let start = buf.len() - len;
+                    for fd in &fds {
+                        if libc::write(*fd, buf[start..].as_ptr().cast(), len) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            let child = c
+                .spawn()
+                .with_context(|| format!("host {}: cannot start systemd-nspawn", h.name))?;
+            drop(files);
+            self.st.hosts[i].pid = Some(child.id() as i32);
+            self.children.push((h.name.clone(), child));
+        }
+        self.save()?;
+        self.wait_ready(spec.ready_timeout)?;
+        eprintln!(
+            "testlab: lab {} up: {} host(s) SSH-ready in {:.1} s",
+            self.st.id,
+            self.st.hosts.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut pending: Vec<LabHost> = self.st.hosts.clone();
+        let mut last_err: Vec<String> = vec![String::new(); pending.len()];
+        while !pending.is_empty() {
+            // A container that exited will never answer.
+            let mut exited = None;
+            for (name, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited = Some((name.clone(), status));
+                    break;
+                }
+            }
+            if let Some((name, status)) = exited {
+                let log = self.host_log(&name);
+                bail!(
+                    "host {name}: systemd-nspawn exited ({status}) before SSH was ready; log {}:\n{}",
+                    log.display(),
+                    sys::tail(&log, 25)
+                );
+            }
+            let mut still = Vec::new();
+            let mut errs = Vec::new();
+            for (h, prev) in pending.into_iter().zip(last_err) {
+                let out = self
+                    .ssh(&h.name)
+                    .args(["-o", "ConnectTimeout=2", "true"])
+                    .stdin(Stdio::null())
+                    .output();
+                match out {
+                    Ok(o) if o.status.success() => {}
+                    Ok(o) => {
+                        let e = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                        still.push(h);
+                        errs.push(if e.is_empty() { prev } else { e });
+                    }
+                    Err(e) => bail!("cannot run ssh: {e}"),
+                }
+            }
+            pending = still;
+            last_err = errs;
+            if pending.is_empty() {
+                break;
+            }
+            if start.elapsed() > timeout {
+                let h = &pending[0];
+                bail!(
+                    "host {} ({}) not SSH-ready after {} s (last ssh error: {}); nspawn log {}:\n{}",
+                    h.name,
+                    h.addr,
+                    timeout.as_secs(),
+                    last_err[0],
+                    self.host_log(&h.name).display(),
+                    sys::tail(&self.host_log(&h.name), 25)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    /// Opens an existing lab from its work directory (for `em-testlab down/exec`). The handle
+    /// does not own the lab: dropping it leaves the lab running; [`Lab::down`] still works.
+    pub fn attach(work_dir: &Path) -> Result<Lab> {
+        let p = work_dir.join(STATE_FILE);
+        let text = fs::read_to_string(&p).with_context(|| {
+            format!(
+                "no lab in {} (cannot read {})",
+                work_dir.display(),
+                p.display()
+            )
+        })?;
+        Self::from_state_json(&text)
+    }
+
+    /// Opens a registered lab by id (see [`registered_labs`]); not owned, like [`Lab::attach`].
+    pub fn attach_id(id: &str) -> Result<Lab> {
+        let p = Path::new(REGISTRY_DIR).join(format!("{id}.json"));
+        let text = fs::read_to_string(&p)
+            .with_context(|| format!("no registered lab {id} ({})", p.display()))?;
+        Self::from_state_json(&text)
+    }
+
+    fn from_state_json(text: &str) -> Result<Lab> {
+        let st: State = serde_json::from_str(text).context("lab state file is not valid")?;
+        Ok(Lab {
+            st,
+            owned: false,
+            torn_down: false,
+            children: Vec::new(),
+        })
+    }
+
+    /// Leaves the lab running when this handle is dropped (e.g. `em-testlab up`); returns the
+    /// work dir, from which [`Lab::attach`] reopens it.
+    pub fn detach(mut self) -> PathBuf {
+        self.owned = false;
+        self.st.work_dir.clone()
+    }
+
+    pub fn id(&self) -> &str {
+        &self.st.id
+    }
+
+    pub fn work_dir(&self) -> &Path {
+        &self.st.work_dir
+    }
+
+    /// Path of the shared, read-only rootfs (lower layer).
+    pub fn rootfs(&self) -> &Path {
+        &self.st.rootfs
+    }
+
+    /// Name of the controller network namespace (holds the bridge and `.1`).
+    pub fn controller_netns(&self) -> &str {
+        &self.st.controller_netns
+    }
+
+    pub fn controller_addr(&self) -> Ipv4Addr {
+        self.st.controller_addr
+    }
+
+    pub fn hosts(&self) -> &[LabHost] {
+        &self.st.hosts
+    }
+
+    pub fn host(&self, name: &str) -> Option<&LabHost> {
+        self.st.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The lab's SSH private key (ed25519, mode 0600), authorized for root on every host.
+    pub fn private_key(&self) -> PathBuf {
+        self.st.work_dir.join("id_ed25519")
+    }
+
+    /// known_hosts with every host's key under its address and name.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.st.work_dir.join("known_hosts")
+    }
+
+    /// An ssh_config (written by `up`): user root, the lab key, strict host key checking
+    /// against [`Lab::known_hosts`], and a `Host NAME` entry per host.
+    pub fn ssh_config(&self) -> PathBuf {
+        self.st.work_dir.join("ssh_config")
+    }
+
+    /// Log of a host's systemd-nspawn (console output).
+    pub fn host_log(&self, name: &str) -> PathBuf {
+        self.st.work_dir.join("hosts").join(format!("{name}.log"))
+    }
+
+    fn ssh_config_text(&self) -> String {
+        let q = |p: PathBuf| format!("\"{}\"", p.display());
+        let mut s = String::from("# written by testlab\n");
+        for h in &self.st.hosts {
+            s.push_str(&format!("Host {}\n  HostName {}\n", h.name, h.addr));
+        }
+        s.push_str(&format!(
+            "Host *\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 5\n  ControlMaster no\n  ControlPath none\n  LogLevel ERROR\n",
+            q(self.private_key()),
+            q(self.known_hosts()),
+        ));
+        s
+    }
+
+    /// `ip netns exec <controller> PROGRAM`: a command that runs inside the controller
+    /// namespace, from where every host is reachable. Add arguments, env, etc. as usual.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = sys::cmd("ip");
+        c.args(["netns", "exec", &self.st.controller_netns])
+            .arg(program);
+        c
+    }
+
+    /// `ssh -F <ssh_config> root@<addr>` from the controller namespace; append the remote
+    /// command with `.arg(..)`. Panics if `host` is not in the lab.
+    pub fn ssh(&self, host: &str) -> Command {
+        let h = self
+            .host(host)
+            .unwrap_or_else(|| panic!("no host {host:?} in lab {}", self.st.id));
+        let mut c = self.command(sys::which("ssh").unwrap_or_else(|| "ssh".into()));
+        c.arg("-F")
+            .arg(self.ssh_config())
+            .arg(format!("root@{}", h.addr));
+        c
+    }
+
+    /// Environment for `ansible`/`ansible-playbook` run through [`Lab::command`]: the lab key,
+    /// user root, strict host keys from the lab's known_hosts, and a per-lab ControlPath dir
+    /// (two labs may use the same addresses, so ssh masters must not be shared).
+    pub fn ansible_env(&self) -> Vec<(String, String)> {
+        let wd = &self.st.work_dir;
+        vec![
+            (
+                "ANSIBLE_PRIVATE_KEY_FILE".into(),
+                self.private_key().display().to_string(),
+            ),
+            ("ANSIBLE_REMOTE_USER".into(), "root".into()),
+            ("ANSIBLE_HOST_KEY_CHECKING".into(), "True".into()),
+            (
+                "ANSIBLE_SSH_ARGS".into(),
+                format!(
+                    "-F {} -o ControlMaster=auto -o ControlPersist=60s",
+                    self.ssh_config().display()
+                ),
+            ),
+            (
+                "ANSIBLE_SSH_CONTROL_PATH_DIR".into(),
+                wd.join("ansible-cp").display().to_string(),
+            ),
+            (
+                "ANSIBLE_PYTHON_INTERPRETER".into(),
+                "/usr/bin/python3".into(),
+            ),
+        ]
+    }
+
+    /// A static INI inventory: group `lab` with every host (`ansible_host=<addr>`).
+    pub fn inventory_ini(&self) -> String {
+        let mut s = String::from("[lab]\n");
+        for h in &self.st.hosts {
+            s.push_str(&format!("{} ansible_host={}\n", h.name, h.addr));
+        }
+        s.push_str("\n[lab:vars]\nansible_user=root\n");
+        s
+    }
+
+    /// Machine-readable description (what `em-testlab up` prints).
+    pub fn info(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.st.id,
+            "work_dir": self.st.work_dir,
+            "rootfs": self.st.rootfs,
+            "controller_netns": self.st.controller_netns,
+            "controller_addr": self.st.controller_addr,
+            "private_key": self.private_key(),
+            "ssh_config": self.ssh_config(),
+            "known_hosts": self.known_hosts(),
+            "hosts": self.st.hosts.iter().map(|h| serde_json::json!({
+                "name": h.name, "addr": h.addr, "netns": h.netns, "machine": h.machine,
+            })).collect::<Vec<_>>(),
+            "ansible_env": self.ansible_env().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        })
+    }
+
+    fn netns_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.st.hosts.iter().map(|h| h.netns.clone()).collect();
+        v.push(self.st.controller_netns.clone());
+        v
+    }
+
+    /// Inodes of this lab's network namespaces: recorded ones and those still bound under
+    /// /run/netns, minus inodes now bound to some other name (a recycled inode number).
+    fn our_netns_inodes(&self) -> Vec<u64> {
+        let ours = self.netns_names();
+        let mut foreign = Vec::new();
+        let mut current = Vec::new();
+        if let Ok(rd) = fs::read_dir(NETNS_DIR) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(ino) = sys::ns_inode(e.path()) {
+                    if ours.contains(&name) {
+                        current.push(ino);
+                    } else {
+                        foreign.push(ino);
+                    }
+                }
+            }
+        }
+        let mut v: Vec<u64> = self
+            .st
+            .netns_inodes
+            .iter()
+            .chain(current.iter())
+            .copied()
+            .filter(|i| !foreign.contains(i))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// PIDs of this lab: in its cgroups, in its network namespaces, or a recorded nspawn.
+    fn lab_pids(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = self
+            .st
+            .cgroups
+            .iter()
+            .flat_map(|c| sys::cgroup_tree_pids(c))
+            .collect();
+        v.extend(sys::pids_in_netns(&self.our_netns_inodes()));
+        for h in &self.st.hosts {
+            if let Some(pid) = h.pid
+                && sys::alive(pid)
+                && self.is_our_nspawn(pid, h)
+            {
+                v.push(pid);
+            }
+        }
+        let me = std::process::id() as i32;
+        v.retain(|p| *p != me && sys::alive(*p));
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn is_our_nspawn(&self, pid: i32, h: &LabHost) -> bool {
+        let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cg.contains(&format!("/testlab-{}/", self.st.id))
+            || String::from_utf8_lossy(&cmdline).contains(&h.machine)
+    }
+
+    /// Tears the lab down completely: stops containers (SIGTERM, SIGTERM, bounded wait, SIGKILL),
+    /// kills anything left in its namespaces, unmounts overlays, removes cgroups, namespaces,
+    /// nspawn's runtime leftovers, the registry entry and the work dir. Idempotent; continues
+    /// past errors and reports them all.
+    pub fn down(&mut self) -> Result<()> {
+        self.torn_down = true;
+        let mut errs: Vec<String> = Vec::new();
+
+        // 1. Containers: the first SIGTERM asks for a clean poweroff, the second ends nspawn now.
+        let nspawns: Vec<i32> = self
+            .st
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                h.pid
+                    .filter(|p| sys::alive(*p) && self.is_our_nspawn(*p, h))
+            })
+            .collect();
+        for p in &nspawns {
+            sys::signal(*p, libc::SIGTERM);
+        }
+        if !nspawns.is_empty() {
+            std::thread::sleep(Duration::from_millis(500));
+            for p in &nspawns {
+                sys::signal(*p, libc::SIGTERM);
+            }
+        }
+        let cg_empty = |lab: &Lab| {
+            lab.st
+                .cgroups
+                .iter()
+                .all(|c| sys::cgroup_tree_pids(c).is_empty())
+        };
+        let reap = |lab: &mut Lab| {
+            for (_, c) in &mut lab.children {
+                let _ = c.try_wait();
+            }
+        };
+        let stopped = sys::wait_until(Duration::from_secs(10), || {
+            reap(self);
+            nspawns.iter().all(|p| !sys::alive(*p)) && cg_empty(self)
+        });
+        if !stopped {
+            errs.push("containers did not stop within 10 s of SIGTERM; sent SIGKILL".into());
+        }
+        // 2. Anything left in the lab's cgroups or namespaces (e.g. ssh ControlPersist masters).
+        for round in 0..3 {
+            let pids = self.lab_pids();
+            if pids.is_empty() {
+                break;
+            }
+            let sig = if round == 0 && stopped {
+                libc::SIGTERM
+            } else {
+                libc::SIGKILL
+            };
+            for p in &pids {
+                sys::signal(*p, sig);
+            }
+            sys::wait_until(Duration::from_secs(3), || {
+                reap(self);
+                self.lab_pids().is_empty()
+            });
+        }
+        for (_, c) in &mut self.children {
+            let _ = c.try_wait();
+        }
+        let pids = self.lab_pids();
+        if !pids.is_empty() {
+            errs.push(format!(
+                "processes survived SIGKILL: {}",
+                pids.iter()
+                    .map(|p| format!("{p} ({})", sys::comm(*p)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.children.clear();
+
+        // 3. Mounts (overlays) under the work dir.
+        if let Err(e) = sys::unmount_all_under(&self.st.work_dir) {
+            errs.push(format!("{e:#}"));
+        }
+        // 4. Cgroups, depth-first (including nspawn's payload/ and supervisor/).
+        for cg in &self.st.cgroups {
+            if let Err(e) = sys::remove_cgroup_tree(cg) {
+                errs.push(format!("{e:#}"));
+            }
+        }
+        // 5. Namespaces.
+        for ns in self.netns_names() {
+            if Path::new(NETNS_DIR).join(&ns).exists()
+                && let Err(e) = sys::ip(&["netns", "del", &ns])
+            {
+                errs.push(format!("{e:#}"));
+            }
+        }
+        // 6. systemd-nspawn runtime leftovers of this lab's machines.
+        for p in self.nspawn_leftover_paths() {
+            let r = if p.is_dir() {
+                sys::unmount_all_under(&p).and_then(|()| sys::remove_tree(&p))
+            } else {
+                fs::remove_file(&p).map_err(Into::into)
+            };
+            if let Err(e) = r {
+                errs.push(format!("{}: {e:#}", p.display()));
+            }
+        }
+        for sub in ["propagate", "locks", "unix-export", "incoming"] {
+            let _ = fs::remove_dir(Path::new(NSPAWN_RUN_DIR).join(sub));
+        }
+        let _ = fs::remove_dir(NSPAWN_RUN_DIR);
+        // 7. Work dir and registry entry.
+        if let Err(e) = sys::remove_tree(&self.st.work_dir) {
+            errs.push(format!("{e:#}"));
+        }
+        let reg = Path::new(REGISTRY_DIR).join(format!("{}.json", self.st.id));
+        if reg.exists()
+            && let Err(e) = fs::remove_file(&reg)
+        {
+            errs.push(format!("{}: {e}", reg.display()));
+        }
+        let _ = fs::remove_dir(REGISTRY_DIR);
+
+        let left = self.leftovers();
+        if errs.is_empty() && left.is_empty() {
+            Ok(())
+        } else {
+            bail!(
+                "teardown of lab {} incomplete: {}{}",
+                self.st.id,
+                errs.join("; "),
+                if left.is_empty() {
+                    String::new()
+                } else {
+                    format!("; leftovers: {}", left.join(", "))
+                }
+            )
+        }
+    }
+
+    fn nspawn_leftover_paths(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        if let Ok(rd) = fs::read_dir(NSPAWN_RUN_DIR) {
+            for sub in rd.flatten() {
+                for h in &self.st.hosts {
+                    let p = sub.path().join(&h.machine);
+                    if fs::symlink_metadata(&p).is_ok() {
+                        v.push(p);
+                    }
+                }
+            }
+        }
+        for h in &self.st.hosts {
+            if let Some(l) = &h.nspawn_lock
+                && fs::symlink_metadata(l).is_ok()
+            {
+                v.push(l.clone());
+            }
+        }
+        v
+    }
+
+    /// Everything of this lab still present: namespaces, mounts, processes, cgroups, nspawn
+    /// runtime files, the work dir and the registry entry. Empty after a successful
+    /// [`Lab::down`].
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for ns in self.netns_names() {
+            if fs::symlink_metadata(Path::new(NETNS_DIR).join(&ns)).is_ok() {
+                v.push(format!("netns {ns}"));
+            }
+        }
+        let netns_paths: Vec<PathBuf> = self
+            .netns_names()
+            .iter()
+            .map(|n| Path::new(NETNS_DIR).join(n))
+            .collect();
+        for m in sys::mounts() {
+            if m.mount_point.starts_with(&self.st.work_dir) || netns_paths.contains(&m.mount_point)
+            {
+                v.push(format!("mount {} ({})", m.mount_point.display(), m.fs_type));
+            }
+        }
+        for p in self.lab_pids() {
+            v.push(format!("process {p} ({})", sys::comm(p)));
+        }
+        for cg in &self.st.cgroups {
+            for d in sys::dirs_depth_first(cg) {
+                v.push(format!("cgroup {}", d.display()));
+            }
+        }
+        for p in self.nspawn_leftover_paths() {
+            v.push(format!("nspawn runtime file {}", p.display()));
+        }
+        if fs::symlink_metadata(&self.st.work_dir).is_ok() {
+            v.push(format!("work dir {}", self.st.work_dir.display()));
+        }
+        let reg = Path::new(REGISTRY_DIR).join(format!("{}.json", self.st.id));
+        if reg.exists() {
+            v.push(format!("registry entry {}", reg.display()));
+        }
+        v
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.owned
+            && !self.torn_down
+            && let Err(e) = self.down()
+        {
+            eprintln!("testlab: {e:#}");
+        }
+    }
+}
+
+/// Ids of labs registered on this machine (running, or left behind by a killed owner).
+pub fn registered_labs() -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(REGISTRY_DIR)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".json"))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn validates_spec() {
+        let ok = LabSpec::new("/tmp/x")
+            .host("lab-cp-1", ip("10.231.0.11"))
+            .host("lab-worker-1", ip("10.231.0.21"));
+        assert_eq!(ok.validate().unwrap(), ip("10.231.0.1"));
+        let other_net = ok.clone().host("w2", ip("10.232.0.22"));
+        assert!(format!("{:#}", other_net.validate().unwrap_err()).contains("same /24"));
+        let ctl = LabSpec::new("/x").host("a", ip("10.231.0.1"));
+        assert!(format!("{:#}", ctl.validate().unwrap_err()).contains("controller"));
+        let dup = LabSpec::new("/x")
+            .host("a", ip("10.231.0.2"))
+            .host("a", ip("10.231.0.3"));
+        assert!(dup.validate().is_err());
+        let bad = LabSpec::new("/x").host("Bad_Name", ip("10.231.0.2"));
+        assert!(format!("{:#}", bad.validate().unwrap_err()).contains("Bad_Name"));
+        assert!(LabSpec::new("/x").validate().is_err());
+    }
+
+    #[test]
+    fn parses_host_spec() {
+        let h: HostSpec = "lab-cp-1=10.231.0.11".parse().unwrap();
+        assert_eq!(h.name, "lab-cp-1");
+        assert_eq!(h.addr, ip("10.231.0.11"));
+        assert!("nope".parse::<HostSpec>().is_err());
+        assert!("a=10.231.0".parse::<HostSpec>().is_err());
+    }
+
+    #[test]
+    fn ids_are_short_and_distinct() {
+        let a = new_id();
+        let b = new_id();
+        assert_eq!(a.len(), 6);
+        assert_ne!(a, b);
+        // Longest interface name: tl<id>v<253>.
+        assert!(format!("tl{a}v253").len() <= 15);
+    }
+}

@@ -1,0 +1,170 @@
+//! Real labs: need root, netns, overlayfs and systemd-nspawn (skipped otherwise, except in CI).
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use testlab::{Lab, LabSpec};
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn ok(mut c: Command) -> String {
+    let out: Output = c.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn ssh(lab: &Lab, host: &str, script: &str) -> String {
+    let mut c = lab.ssh(host);
+    c.arg(script);
+    ok(c)
+}
+
+#[test]
+fn three_hosts_boot_answer_ssh_reach_each_other_and_leave_nothing() {
+    if !testlab::require_root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = LabSpec::new(tmp.path().join("lab"))
+        .host("lab-cp-1", ip("10.231.0.11"))
+        .host("lab-worker-1", ip("10.231.0.21"))
+        .host("lab-worker-2", ip("10.231.0.22"));
+    // Builds the rootfs on first use (outside the boot timing below when already cached).
+    testlab::ensure_rootfs(&[]).unwrap();
+    let t = Instant::now();
+    let mut lab = Lab::up(spec).unwrap();
+    eprintln!("timing: 3 hosts up in {:.2} s", t.elapsed().as_secs_f64());
+
+    assert!(lab.controller_netns().starts_with("tl-"));
+    assert_eq!(lab.controller_addr(), ip("10.231.0.1"));
+    let key = std::fs::metadata(lab.private_key()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
+
+    for h in lab.hosts() {
+        assert_eq!(ssh(&lab, &h.name, "hostname"), h.name);
+        assert_eq!(ssh(&lab, &h.name, "systemctl is-active ssh"), "active");
+        assert_eq!(ssh(&lab, &h.name, "cat /proc/1/comm"), "systemd");
+        let state = ssh(
+            &lab,
+            &h.name,
+            "systemctl is-system-running --wait >/dev/null; systemctl is-system-running || true",
+        );
+        assert!(
+            state == "running" || state == "degraded",
+            "{}: system state {state}",
+            h.name
+        );
+        assert!(
+            ssh(&lab, &h.name, "ip -4 -o addr show dev eth0").contains(&format!("{}/24", h.addr))
+        );
+        // Hosts have their own machine id.
+        assert_eq!(ssh(&lab, &h.name, "cat /etc/machine-id").len(), 32);
+    }
+    let ids: std::collections::BTreeSet<String> = lab
+        .hosts()
+        .iter()
+        .map(|h| ssh(&lab, &h.name, "cat /etc/machine-id"))
+        .collect();
+    assert_eq!(ids.len(), 3, "machine ids must differ");
+
+    // Host to host (k3s agents talk to the server), and every host to the controller address.
+    ssh(
+        &lab,
+        "lab-worker-1",
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/10.231.0.11/22 && head -c 4 <&3'",
+    );
+    let banner = ssh(
+        &lab,
+        "lab-cp-1",
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/10.231.0.22/22 && head -c 7 <&3'",
+    );
+    assert_eq!(banner, "SSH-2.0");
+    // Offline by design: nothing outside the lab is reachable.
+    ssh(
+        &lab,
+        "lab-worker-2",
+        "! timeout 3 bash -c 'exec 3<>/dev/tcp/151.101.2.132/80' 2>/dev/null",
+    );
+
+    // Names from ssh_config work too, and the controller runs arbitrary programs.
+    let mut c = lab.command("ssh");
+    c.arg("-F")
+        .arg(lab.ssh_config())
+        .args(["lab-worker-2", "hostname"]);
+    assert_eq!(ok(c), "lab-worker-2");
+    let mut c = lab.command("ip");
+    c.args(["-4", "-o", "addr"]);
+    assert!(ok(c).contains("10.231.0.1/24"));
+
+    // A stopped unit in one host does not touch the others (each container has its own cgroup).
+    ssh(
+        &lab,
+        "lab-cp-1",
+        "systemctl stop ssh.socket 2>/dev/null; systemctl stop cron 2>/dev/null; true",
+    );
+    assert_eq!(
+        ssh(&lab, "lab-worker-1", "systemctl is-active ssh"),
+        "active"
+    );
+
+    let t = Instant::now();
+    lab.down().unwrap();
+    eprintln!("timing: 3 hosts down in {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+    assert!(!tmp.path().join("lab").exists());
+}
+
+#[test]
+fn two_labs_with_the_same_addresses_coexist() {
+    if !testlab::require_root_or_skip() {
+        return;
+    }
+    testlab::ensure_rootfs(&[]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a =
+        Lab::up(LabSpec::new(tmp.path().join("a")).host("twin-a", ip("10.231.0.11"))).unwrap();
+    let mut b =
+        Lab::up(LabSpec::new(tmp.path().join("b")).host("twin-b", ip("10.231.0.11"))).unwrap();
+    assert_ne!(a.controller_netns(), b.controller_netns());
+    assert_eq!(ssh(&a, "twin-a", "hostname"), "twin-a");
+    assert_eq!(ssh(&b, "twin-b", "hostname"), "twin-b");
+    // Ansible environment: per-lab ControlPath directory.
+    let env_a = a.ansible_env();
+    let env_b = b.ansible_env();
+    assert_ne!(env_a, env_b);
+    a.down().unwrap();
+    assert_eq!(a.leftovers(), Vec::<String>::new());
+    // Lab b is untouched by a's teardown.
+    assert_eq!(ssh(&b, "twin-b", "hostname"), "twin-b");
+    b.down().unwrap();
+    assert_eq!(b.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn dropping_a_lab_tears_it_down() {
+    if !testlab::require_root_or_skip() {
+        return;
+    }
+    testlab::ensure_rootfs(&[]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let lab =
+        Lab::up(LabSpec::new(tmp.path().join("lab")).host("dropped", ip("10.231.0.31"))).unwrap();
+    let id = lab.id().to_string();
+    let dir = lab.work_dir().to_path_buf();
+    drop(lab);
+    assert!(!dir.exists());
+    assert!(!testlab::registered_labs().contains(&id));
+    assert!(!std::path::Path::new(&format!("/run/netns/tl-{id}-ctl")).exists());
+}
