@@ -167,6 +167,21 @@ impl Drop for EnvLock {
     }
 }
 
+/// The holder record in `<state_dir>/lock`, read without locking (for display only: the OS lock,
+/// not this record, decides who holds the environment). `None` when there is no readable record.
+pub fn read_holder(state_dir: &Path) -> Option<LockHolder> {
+    let file = File::open(state_dir.join(LOCK_FILE)).ok()?;
+    match read_record(&file) {
+        Record::Holder(holder) => Some(holder),
+        Record::Empty | Record::Unreadable(_) => None,
+    }
+}
+
+/// True when `holder` is a live process on this host (it may still be running a command).
+pub fn holder_is_alive(holder: &LockHolder) -> bool {
+    holder.host == hostname() && pid_alive(holder.pid)
+}
+
 /// What a lock file says.
 #[derive(Debug)]
 enum Record {
