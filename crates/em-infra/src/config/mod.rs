@@ -1,6 +1,12 @@
 //! Repository and environment discovery, and the input rules that `check` applies.
 
 pub mod check;
+pub mod finding;
+pub mod hclsrc;
+pub mod rules;
+pub mod tfvars;
+pub mod topology;
+pub mod types;
 
 use std::path::{Path, PathBuf};
 
