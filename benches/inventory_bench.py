@@ -127,8 +127,8 @@ def main() -> None:
         header += f"  {'ansible via plugin':>20}  {'ansible static YAML':>20}  {'plugin overhead':>15}"
     print(header)
 
-    with tempfile.TemporaryDirectory(prefix="em-infra-bench-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="em-infra-bench-") as tmp_name:
+        tmp = Path(tmp_name)
         for size in (int(s) for s in args.sizes.split(",")):
             state = tmp / f"{size}.tfstate"
             state.write_text(json.dumps({"version": 4, "terraform_version": "1.11.4", "serial": 1,
@@ -136,7 +136,8 @@ def main() -> None:
                                          "resources": [], "check_results": None}, indent=2))
             em = [str(args.em_infra), "--root", str(args.repo), "inventory", "--list", "--state", str(state)]
             inventory = json.loads(subprocess.run(em, env=env, capture_output=True, check=True).stdout)
-            assert len(inventory["_meta"]["hostvars"]) == size
+            if len(inventory["_meta"]["hostvars"]) != size:
+                sys.exit(f"em-infra listed {len(inventory['_meta']['hostvars'])} hosts, expected {size}")
             em_median, em_min = timed(em, args.runs, env, args.repo)
             line = f"{size:>6}  {state.stat().st_size / 1024:>9.0f}  {em_median:>9.1f} ({em_min:>5.1f})"
             if have_ansible:
