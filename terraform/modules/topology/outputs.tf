@@ -76,3 +76,8 @@ output "template_vm_id" {
   description = "The validated VM ID of the template to clone."
   value       = var.template_vm_id
 }
+
+output "proxmox_node" {
+  description = "The default Proxmox node: where the template lives (clone source) and where unplaced VMs land."
+  value       = var.proxmox_node
+}

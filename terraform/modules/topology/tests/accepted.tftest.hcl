@@ -36,7 +36,7 @@ run "lab_without_gpus" {
   }
 
   assert {
-    condition     = alltrue([for n in values(output.nodes) : n.proxmox_node == "pve"])
+    condition     = alltrue([for n in values(output.nodes) : n.proxmox_node == "pve"]) && output.proxmox_node == "pve"
     error_message = "every node defaults to proxmox_node \"pve\""
   }
 

@@ -1,0 +1,11 @@
+# expect: cluster_name
+# mistake: 33 characters (node names must stay DNS labels)
+cluster_name      = "lab-0123456789-0123456789-0123456"
+network_cidr      = "10.231.0.0/24"
+gateway           = "10.231.0.1"
+first_host_offset = 11
+worker_count      = 2
+gpu_workers       = []
+ssh_user          = "root"
+vm_id_base        = 9100
+template_vm_id    = 9000

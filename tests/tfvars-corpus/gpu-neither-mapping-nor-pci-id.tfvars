@@ -1,0 +1,11 @@
+# expect: gpu_workers
+# mistake: one entry sets neither mapping nor pci_id
+cluster_name      = "lab"
+network_cidr      = "10.231.0.0/24"
+gateway           = "10.231.0.1"
+first_host_offset = 11
+worker_count      = 2
+gpu_workers       = [{ proxmox_node = "pve" }]
+ssh_user          = "root"
+vm_id_base        = 9100
+template_vm_id    = 9000
