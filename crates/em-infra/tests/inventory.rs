@@ -17,19 +17,19 @@ use tempfile::TempDir;
 
 /// One node as the `nodes` output holds it.
 struct N {
-    name: &'static str,
+    name: String,
     role: &'static str,
-    ip: &'static str,
+    ip: String,
     vm_id: u64,
     pve: &'static str,
     gpu: Value,
 }
 
-fn n(name: &'static str, role: &'static str, ip: &'static str, vm_id: u64, gpu: Value) -> N {
+fn n(name: &str, role: &'static str, ip: &str, vm_id: u64, gpu: Value) -> N {
     N {
-        name,
+        name: name.to_string(),
         role,
-        ip,
+        ip: ip.to_string(),
         vm_id,
         pve: "pve",
         gpu,
@@ -106,7 +106,7 @@ fn ips_of(nodes: &[N], role: &str) -> Value {
         nodes
             .iter()
             .filter(|n| n.role == role)
-            .map(|n| n.ip)
+            .map(|n| n.ip.as_str())
             .collect::<Vec<_>>()
     )
 }
@@ -390,12 +390,8 @@ fn list_or_host_is_required_and_they_exclude_each_other() {
 fn output_is_deterministic_and_hosts_are_in_slot_order() {
     let fx = Fixture::new();
     // 11 workers: natural order puts worker-10 and worker-11 after worker-9.
-    let names: Vec<&'static str> = (1..=11)
-        .map(|i| &*Box::leak(format!("k3s-dev-worker-{i}").into_boxed_str()))
-        .collect();
-    let ips: Vec<&'static str> = (0..11)
-        .map(|i| &*Box::leak(format!("10.20.0.{}", 20 + i).into_boxed_str()))
-        .collect();
+    let names: Vec<String> = (1..=11).map(|i| format!("k3s-dev-worker-{i}")).collect();
+    let ips: Vec<String> = (0..11).map(|i| format!("10.20.0.{}", 20 + i)).collect();
     let mut nodes = vec![n(
         "k3s-dev-cp-1",
         "control_plane",
@@ -656,7 +652,7 @@ fn malformed_outputs_name_the_output_and_the_node() {
     );
 
     let mut nodes = dev_cluster();
-    nodes[1].ip = "10.20.0.300";
+    nodes[1].ip = "10.20.0.300".into();
     let state = fx.write_state("bad-ip.tfstate", &state_with(outputs_for(&nodes)));
     fx.fails(
         &state,
@@ -699,7 +695,7 @@ fn malformed_outputs_name_the_output_and_the_node() {
 fn inconsistent_nodes_are_bad_input() {
     let fx = Fixture::new();
     let mut nodes = dev_cluster();
-    nodes[2].ip = "10.20.0.20"; // worker-2 takes worker-1's IP
+    nodes[2].ip = "10.20.0.20".into(); // worker-2 takes worker-1's IP
     let state = fx.write_state("dup-ip.tfstate", &state_with(outputs_for(&nodes)));
     fx.fails(
         &state,
