@@ -1070,3 +1070,72 @@ fn ansible_inventory_reads_the_local_state_example_config() {
     listed.sort();
     assert_eq!(listed, names);
 }
+
+#[test]
+fn ansible_inventory_names_a_missing_em_infra_binary_and_how_to_build_it() {
+    let Some(program) = ansible_inventory() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let state = fx.write_state(
+        "terraform.tfstate",
+        &state_with(outputs_for(&dev_cluster())),
+    );
+    let absent = fx.path("no-such-em-infra");
+    let out = ansible_inventory_cmd(
+        &program,
+        "ansible/inventory/terraform_inventory.yml",
+        Some(&state),
+    )
+    .arg("--list")
+    .env("EM_INFRA_BIN", &absent)
+    .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {stderr}");
+    assert!(
+        stderr.contains("no-such-em-infra") && stderr.contains("cargo build --release"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_claims_only_its_config_file_names() {
+    let Some(program) = ansible_inventory() else {
+        return;
+    };
+    let python = program.with_file_name("python3");
+    let fx = Fixture::new();
+    let names = [
+        ("terraform_inventory.yml", true),
+        ("terraform_state_local_example.yml", true),
+        ("terraform_prod.yaml", true),
+        ("lab.em_infra.yml", true),
+        ("lab.em_infra.yaml", true),
+        ("hosts.yml", false),
+        ("em_infra.yml", false),
+        ("my_terraform_inventory.yml", false),
+        ("terraform_inventory.yml.bak", false),
+        ("terraform_state.json", false),
+    ];
+    for (name, _) in names {
+        fx.write(name, "plugin: em_infra_state\n");
+    }
+    let script = "import json, os, sys\n\
+                  sys.path.insert(0, sys.argv[1])\n\
+                  from em_infra_state import InventoryModule\n\
+                  m = InventoryModule()\n\
+                  print(json.dumps({f: m.verify_file(os.path.join(sys.argv[2], f)) for f in os.listdir(sys.argv[2])}))\n";
+    let out = run_ok(
+        StdCommand::new(&python)
+            .arg("-c")
+            .arg(script)
+            .arg(repo_root().join("ansible/inventory_plugins"))
+            .arg(fx.dir.path()),
+    );
+    let claimed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, want) in names {
+        assert_eq!(claimed[name], json!(want), "verify_file({name})");
+    }
+}
