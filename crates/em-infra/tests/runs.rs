@@ -359,3 +359,30 @@ fn unknown_environment_is_bad_input() {
     let f = Fixture::new();
     f.cmd(&["runs", "list", "--env", "nope"]).assert().code(2);
 }
+
+#[test]
+fn running_run_under_a_live_lock_is_running_and_older_ones_are_incomplete() {
+    let f = Fixture::new();
+    let mut live = failed_run();
+    live["run_id"] = json!("20990101T000000Z-live");
+    live["started_at"] = json!("2099-01-01T00:00:00Z");
+    live["result"] = json!("running");
+    live["finished_at"] = Value::Null;
+    live["exit_code"] = Value::Null;
+    f.summary("20990101T000000Z-live", &live);
+    let mut dead = live.clone();
+    dead["run_id"] = json!("20200101T000000Z-dead");
+    dead["started_at"] = json!("2020-01-01T00:00:00Z");
+    f.summary("20200101T000000Z-dead", &dead);
+
+    // This test process holds the environment's lock, as a running `up` would.
+    let _lock =
+        em_infra::engine::lock::EnvLock::acquire(&f.state.join("k3s-dev"), "up", false).unwrap();
+    let out = f.stdout(&["runs", "list"]);
+    let line = |id: &str| out.lines().find(|l| l.contains(id)).unwrap().to_string();
+    assert!(line("20990101T000000Z-live").contains("running"), "{out}");
+    assert!(
+        line("20200101T000000Z-dead").contains("incomplete"),
+        "{out}"
+    );
+}

@@ -233,12 +233,18 @@ pub struct RunEntry {
 }
 
 impl RunEntry {
-    /// The result to show: the summary's, `incomplete` without one, and `incomplete` for a
-    /// `running` summary whose process is gone (it died before writing its result).
-    pub fn display_result(&self, live_holder: bool) -> &str {
+    /// The result to show: the summary's; `incomplete` without one; and `incomplete` for a
+    /// `running` summary unless a live process holds the environment's lock and took it before
+    /// this run started (otherwise the run's process died before writing its result).
+    pub fn display_result(&self, holder: Option<&lock::LockHolder>) -> &str {
         match &self.summary {
             Err(_) => "incomplete",
-            Ok(s) if s.result == run_result::RUNNING && !live_holder => "incomplete",
+            Ok(s)
+                if s.result == run_result::RUNNING
+                    && !holder.is_some_and(|h| h.started_at <= s.started_at) =>
+            {
+                "incomplete"
+            }
             Ok(s) => &s.result,
         }
     }
@@ -342,9 +348,9 @@ pub fn run(project: &Project, cmd: &RunsCommand, printer: &Printer) -> anyhow::R
     }
 }
 
-/// True when the environment's lock is held by a live process (a `running` summary is real).
-fn live_holder(env: &Environment) -> bool {
-    lock::read_holder(&env.state_dir).is_some_and(|h| lock::holder_is_alive(&h))
+/// The environment's lock holder when it is a live process (then a `running` summary may be real).
+fn live_holder(env: &Environment) -> Option<lock::LockHolder> {
+    lock::read_holder(&env.state_dir).filter(lock::holder_is_alive)
 }
 
 /// One line of `runs list --json`.
@@ -370,7 +376,7 @@ fn list(env: &Environment, printer: &Printer) -> anyhow::Result<()> {
             .iter()
             .map(|r| {
                 let s = r.summary.as_ref().ok();
-                let result = r.display_result(live);
+                let result = r.display_result(live.as_ref());
                 ListItem {
                     run_id: &r.run_id,
                     dir: &r.dir,
@@ -408,7 +414,7 @@ fn list(env: &Environment, printer: &Printer) -> anyhow::Result<()> {
         "note",
     ]);
     for r in &runs {
-        let result = r.display_result(live);
+        let result = r.display_result(live.as_ref());
         match &r.summary {
             Ok(s) => {
                 let note = match (result, s.failing_stage()) {
@@ -465,7 +471,7 @@ fn show(env: &Environment, id: Option<&str>, printer: &Printer) -> anyhow::Resul
     if printer.json_mode() {
         return printer.stdout_json(&serde_json::to_value(summary)?);
     }
-    let result = entry.display_result(live_holder(env));
+    let result = entry.display_result(live_holder(env).as_ref());
 
     let mut out = String::new();
     out.push_str(&format!(
