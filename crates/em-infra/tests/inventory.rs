@@ -897,9 +897,13 @@ fn ansible_inventory_cmd(program: &Path, config: &str, state: Option<&Path>) -> 
         .arg("-i")
         .arg(config)
         .env("EM_INFRA_BIN", assert_cmd::cargo::cargo_bin("em-infra"));
+    // The plugin is found and enabled by the repository's ansible.cfg (read from the current
+    // directory, the repository root), exactly as for the README's commands: no overrides.
     for var in [
         "ANSIBLE_CONFIG",
         "ANSIBLE_INVENTORY",
+        "ANSIBLE_INVENTORY_PLUGINS",
+        "ANSIBLE_INVENTORY_ENABLED",
         "EM_INFRA_ROOT",
         "EM_INFRA_ENV",
         "EM_INFRA_TFSTATE",
@@ -908,18 +912,6 @@ fn ansible_inventory_cmd(program: &Path, config: &str, state: Option<&Path>) -> 
     }
     if let Some(state) = state {
         cmd.env("EM_INFRA_TFSTATE", state);
-    }
-    // Until the repository's ansible.cfg enables the plugin, enable it here.
-    if !repo.join("ansible.cfg").is_file() {
-        eprintln!(
-            "note: no ansible.cfg at {}: enabling the plugin through ANSIBLE_INVENTORY_* variables",
-            repo.display()
-        );
-        cmd.env(
-            "ANSIBLE_INVENTORY_PLUGINS",
-            repo.join("ansible/inventory_plugins"),
-        )
-        .env("ANSIBLE_INVENTORY_ENABLED", "em_infra_state");
     }
     cmd
 }
