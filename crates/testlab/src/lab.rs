@@ -159,6 +159,28 @@ struct State {
     cgroups: Vec<PathBuf>,
     #[serde(default)]
     netns_inodes: Vec<u64>,
+    /// The process whose `Lab` owns this lab (`None` once detached). A lab whose owner died
+    /// without tearing it down is reaped by the next [`Lab::up`].
+    #[serde(default)]
+    owner: Option<Owner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Owner {
+    pid: i32,
+    /// Start time of the process (clock ticks since boot), so a reused PID does not count.
+    start: u64,
+}
+
+impl Owner {
+    fn me() -> Option<Owner> {
+        let pid = std::process::id() as i32;
+        sys::start_ticks(pid).map(|start| Owner { pid, start })
+    }
+
+    fn is_alive(&self) -> bool {
+        sys::alive(self.pid) && sys::start_ticks(self.pid) == Some(self.start)
+    }
 }
 
 /// A lab of SSH-reachable systemd hosts. Dropping an owned lab tears it down (best effort);
@@ -263,6 +285,7 @@ impl Lab {
         if let Some(m) = missing_requirements() {
             bail!("cannot start a lab here; missing: {m}");
         }
+        reap_orphans();
         let rootfs = rootfs::ensure_rootfs(&spec.extra_packages)?;
 
         let wd = &spec.work_dir;
@@ -306,6 +329,7 @@ impl Lab {
                 .map(|h| h.join(format!("testlab-{id}")))
                 .collect(),
             netns_inodes: Vec::new(),
+            owner: Owner::me(),
             rootfs,
             work_dir,
             id,
@@ -479,8 +503,7 @@ impl Lab {
             }
             let log = fs::File::create(self.host_log(&h.name))?;
             let mut c = sys::cmd("systemd-nspawn");
-            c.arg("-q")
-                .arg("-D")
+            c.arg("-D")
                 .arg(wd.join("hosts").join(&h.name).join("merged"))
                 .arg("-M")
                 .arg(&h.machine)
@@ -492,8 +515,14 @@ impl Lab {
                     "--resolv-conf=off",
                     "--link-journal=no",
                     "--timezone=off",
+                    // Network administration of the host's own namespace (iptables, ip, k3s).
+                    "--capability=CAP_NET_ADMIN",
                 ])
                 .args(&spec.nspawn_args)
+                // nspawn's own messages go to its stderr (the log), not to kmsg.
+                .env("SYSTEMD_LOG_TARGET", "console")
+                // /proc/sys/net writable (own netns), the rest of /proc/sys read-only.
+                .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -555,11 +584,9 @@ impl Lab {
                 }
             }
             if let Some((name, status)) = exited {
-                let log = self.host_log(&name);
                 bail!(
-                    "host {name}: systemd-nspawn exited ({status}) before SSH was ready; log {}:\n{}",
-                    log.display(),
-                    sys::tail(&log, 25)
+                    "host {name}: systemd-nspawn exited ({status}) before SSH was ready; {}",
+                    self.diagnostics(&name)
                 );
             }
             let mut still = Vec::new();
@@ -588,13 +615,12 @@ impl Lab {
             if start.elapsed() > timeout {
                 let h = &pending[0];
                 bail!(
-                    "host {} ({}) not SSH-ready after {} s (last ssh error: {}); nspawn log {}:\n{}",
+                    "host {} ({}) not SSH-ready after {} s (last ssh error: {}); {}",
                     h.name,
                     h.addr,
                     timeout.as_secs(),
                     last_err[0],
-                    self.host_log(&h.name).display(),
-                    sys::tail(&self.host_log(&h.name), 25)
+                    self.diagnostics(&h.name)
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -638,7 +664,20 @@ impl Lab {
     /// work dir, from which [`Lab::attach`] reopens it.
     pub fn detach(mut self) -> PathBuf {
         self.owned = false;
+        if self.st.owner.take().is_some()
+            && let Err(e) = self.save()
+        {
+            eprintln!(
+                "testlab: cannot record that lab {} is detached: {e:#}",
+                self.st.id
+            );
+        }
         self.st.work_dir.clone()
+    }
+
+    /// PID of the process that owns the lab, or `None` for a detached lab.
+    pub fn owner_pid(&self) -> Option<i32> {
+        self.st.owner.as_ref().map(|o| o.pid)
     }
 
     pub fn id(&self) -> &str {
@@ -690,6 +729,32 @@ impl Lab {
     /// Log of a host's systemd-nspawn (console output).
     pub fn host_log(&self, name: &str) -> PathBuf {
         self.st.work_dir.join("hosts").join(format!("{name}.log"))
+    }
+
+    /// The tail of a host's nspawn log and of its journal (read from the host side).
+    fn diagnostics(&self, name: &str) -> String {
+        let log = self.host_log(name);
+        let mut s = format!("nspawn log {}:\n{}", log.display(), sys::tail(&log, 20));
+        let journal = self
+            .st
+            .work_dir
+            .join("hosts")
+            .join(name)
+            .join("merged/var/log/journal");
+        if journal.is_dir()
+            && let Ok(out) = sys::cmd("journalctl")
+                .arg("-D")
+                .arg(&journal)
+                .args(["-n", "25", "--no-pager", "-q"])
+                .stdin(Stdio::null())
+                .output()
+        {
+            s.push_str(&format!(
+                "\njournal of {name} (last 25 lines):\n{}",
+                String::from_utf8_lossy(&out.stdout).trim_end()
+            ));
+        }
+        s
     }
 
     fn ssh_config_text(&self) -> String {
@@ -1069,6 +1134,26 @@ impl Drop for Lab {
             eprintln!("testlab: {e:#}");
         }
     }
+}
+
+/// Tears down registered labs whose owning process died without tearing them down (a test
+/// killed mid-run). Detached labs (`em-testlab up`) and labs of live processes are left alone.
+/// Returns the ids it tore down.
+pub fn reap_orphans() -> Vec<String> {
+    let mut reaped = Vec::new();
+    for id in registered_labs() {
+        let Ok(mut lab) = Lab::attach_id(&id) else {
+            continue;
+        };
+        if lab.st.owner.as_ref().is_some_and(|o| !o.is_alive()) {
+            eprintln!("testlab: tearing down lab {id}: its owner process is gone");
+            if let Err(e) = lab.down() {
+                eprintln!("testlab: {e:#}");
+            }
+            reaped.push(id);
+        }
+    }
+    reaped
 }
 
 /// Ids of labs registered on this machine (running, or left behind by a killed owner).

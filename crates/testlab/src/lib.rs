@@ -20,7 +20,7 @@ mod sys;
 
 pub use lab::{
     HostSpec, Lab, LabHost, LabSpec, REGISTRY_DIR, REQUIRED_TOOLS, missing_requirements,
-    registered_labs,
+    reap_orphans, registered_labs,
 };
 pub use rootfs::{DEFAULT_PACKAGES, ensure_rootfs};
 

@@ -38,16 +38,25 @@ enum Cmd {
         /// Seconds to wait until every host accepts SSH.
         #[arg(long, default_value_t = 90)]
         timeout: u64,
+        /// Extra systemd-nspawn argument for every host (e.g. --nspawn-arg=--capability=all); repeat.
+        #[arg(long = "nspawn-arg", value_name = "ARG", allow_hyphen_values = true)]
+        nspawn_args: Vec<String>,
     },
-    /// Stop a lab and remove everything it created (including DIR).
+    /// Stop a lab and remove everything it created (including its work directory).
     Down {
         /// Work directory given to `up`.
-        #[arg(long, value_name = "DIR", required_unless_present = "all")]
+        #[arg(long, value_name = "DIR", required_unless_present_any = ["id", "all"], conflicts_with_all = ["id", "all"])]
         dir: Option<PathBuf>,
-        /// Stop every lab registered on this machine (under /run/testlab).
-        #[arg(long, conflicts_with = "dir")]
+        /// A lab id from `em-testlab list` (works even when its work dir is gone).
+        #[arg(long, conflicts_with = "all")]
+        id: Option<String>,
+        /// Stop EVERY lab registered on this machine, including other users' running labs.
+        #[arg(long)]
         all: bool,
     },
+    /// List the labs registered on this machine (JSON), and reap orphans: labs whose owning
+    /// test process died without tearing them down.
+    List,
     /// Run a command inside the lab's controller namespace, with the Ansible environment set
     /// (ANSIBLE_PRIVATE_KEY_FILE, ANSIBLE_SSH_ARGS, ...) and EM_TESTLAB_SSH_CONFIG. Exits with
     /// the command's status.
@@ -80,21 +89,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dir,
             packages,
             timeout,
+            nspawn_args,
         } => {
             let mut spec = LabSpec::new(dir);
             spec.hosts = hosts;
             spec.extra_packages = packages;
             spec.ready_timeout = Duration::from_secs(timeout);
+            spec.nspawn_args = nspawn_args;
             let lab = Lab::up(spec)?;
             println!("{}", serde_json::to_string_pretty(&lab.info())?);
             lab.detach();
         }
-        Cmd::Down { dir, all } => {
+        Cmd::Down { dir, id, all } => {
             let labs = if all {
                 testlab::registered_labs()
                     .iter()
                     .map(|id| Lab::attach_id(id))
                     .collect::<Result<Vec<_>>>()?
+            } else if let Some(id) = id {
+                vec![Lab::attach_id(&id)?]
             } else {
                 let dir = dir.context("--dir is required")?;
                 vec![Lab::attach(&dir)?]
@@ -125,6 +138,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::from(
                 status.code().unwrap_or(128).clamp(0, 255) as u8
             ));
+        }
+        Cmd::List => {
+            for id in testlab::reap_orphans() {
+                eprintln!("reaped orphaned lab {id}");
+            }
+            let labs: Vec<serde_json::Value> = testlab::registered_labs()
+                .iter()
+                .filter_map(|id| Lab::attach_id(id).ok())
+                .map(|lab| {
+                    serde_json::json!({
+                        "id": lab.id(),
+                        "work_dir": lab.work_dir(),
+                        "owner_pid": lab.owner_pid(),
+                        "hosts": lab.hosts().iter().map(|h| format!("{}={}", h.name, h.addr)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&labs)?);
         }
         Cmd::Status { dir } => {
             let lab = Lab::attach(&dir)?;

@@ -239,6 +239,14 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    // `rest` starts at field 3 (state); field 22 is the 20th from here.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 pub fn signal(pid: i32, sig: i32) {
     if pid > 1 && pid != std::process::id() as i32 {
         // SAFETY: plain kill(2) on a pid we identified; no memory is touched.

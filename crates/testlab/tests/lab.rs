@@ -168,3 +168,54 @@ fn dropping_a_lab_tears_it_down() {
     assert!(!testlab::registered_labs().contains(&id));
     assert!(!std::path::Path::new(&format!("/run/netns/tl-{id}-ctl")).exists());
 }
+
+/// A test killed mid-run (SIGKILL: no Drop) leaves its lab behind; the next `Lab::up` (or
+/// `reap_orphans`, or `em-testlab list`) tears it down.
+#[test]
+fn a_lab_whose_owner_was_killed_is_reaped() {
+    use std::io::{BufRead, BufReader, Write};
+    if let Ok(dir) = std::env::var("TESTLAB_ORPHAN_CHILD") {
+        let lab = Lab::up(LabSpec::new(dir).host("orphan", ip("10.231.0.41"))).unwrap();
+        println!("LAB_ID={}", lab.id());
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(300));
+        return;
+    }
+    if !testlab::require_root_or_skip() {
+        return;
+    }
+    testlab::ensure_rootfs(&[]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orphan");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_lab_whose_owner_was_killed_is_reaped",
+            "--nocapture",
+        ])
+        .env("TESTLAB_ORPHAN_CHILD", &dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(v) = line.unwrap().strip_prefix("LAB_ID=") {
+            id = Some(v.to_string());
+            break;
+        }
+    }
+    let id = id.expect("child did not start a lab");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(std::path::Path::new(&format!("/run/netns/tl-{id}-ctl")).exists());
+    assert!(testlab::reap_orphans().contains(&id));
+    assert!(!testlab::registered_labs().contains(&id));
+    assert!(!std::path::Path::new(&format!("/run/netns/tl-{id}-ctl")).exists());
+    assert!(!dir.exists());
+    for h in ["systemd", "unified", ""] {
+        let cg = std::path::Path::new("/sys/fs/cgroup")
+            .join(h)
+            .join(format!("testlab-{id}"));
+        assert!(!cg.exists(), "{} left behind", cg.display());
+    }
+}
