@@ -258,3 +258,46 @@ fn empty_lock_file_is_not_stale() {
     let lock = EnvLock::acquire(tmp.path(), "up", false).unwrap();
     assert!(lock.cleared_stale().is_none());
 }
+
+/// Many contenders taking and releasing the lock: never two holders at once, even across the
+/// release's unlink (a waiter that locked the removed file must notice and retry).
+#[test]
+fn contenders_never_hold_the_lock_together() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = Arc::new(tmp.path().to_path_buf());
+    let inside = Arc::new(AtomicUsize::new(0));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (dir, inside, taken) = (dir.clone(), inside.clone(), taken.clone());
+            std::thread::spawn(move || {
+                let mut mine = 0;
+                while mine < 25 {
+                    match EnvLock::acquire(&dir, "up", false) {
+                        Ok(lock) => {
+                            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                            std::thread::yield_now();
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            drop(lock);
+                            mine += 1;
+                            taken.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(err) => {
+                            // Only ever "held", never stale: every holder released properly.
+                            let msg = locked_message(&err);
+                            assert!(msg.contains("is locked by"), "{msg}");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(taken.load(Ordering::SeqCst), 100);
+    assert!(!tmp.path().join(LOCK_FILE).exists());
+}
