@@ -1,12 +1,14 @@
 //! Repository and environment discovery, and the input rules that `check` applies.
 
 pub mod check;
+pub mod constraint;
 pub mod finding;
 pub mod hclsrc;
 pub mod rules;
 pub mod tfvars;
 pub mod topology;
 pub mod types;
+pub mod wiring;
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +51,11 @@ impl Project {
     pub fn environment(&self, env: &str) -> anyhow::Result<Environment> {
         let as_path = Path::new(env);
         let dir = if env.contains('/') || as_path.is_dir() {
-            if as_path.is_absolute() { as_path.to_path_buf() } else { std::env::current_dir()?.join(as_path) }
+            if as_path.is_absolute() {
+                as_path.to_path_buf()
+            } else {
+                std::env::current_dir()?.join(as_path)
+            }
         } else {
             self.root.join("terraform/environments").join(env)
         };
@@ -60,14 +66,20 @@ impl Project {
                 self.root.display()
             )));
         }
-        let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", dir.display()))?;
         let name = dir
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| bad_input(format!("--env {env}: directory name is not valid UTF-8")))?
             .to_string();
         let state_dir = self.state_root.join(&name);
-        Ok(Environment { name, dir, state_dir })
+        Ok(Environment {
+            name,
+            dir,
+            state_dir,
+        })
     }
 }
 
@@ -91,6 +103,10 @@ impl Environment {
     /// The tfvars the environment is run with: `terraform.tfvars`, else the example.
     pub fn default_tfvars(&self) -> PathBuf {
         let real = self.dir.join("terraform.tfvars");
-        if real.is_file() { real } else { self.dir.join("terraform.tfvars.example") }
+        if real.is_file() {
+            real
+        } else {
+            self.dir.join("terraform.tfvars.example")
+        }
     }
 }

@@ -10,18 +10,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::Arc;
 
-use anyhow::Context;
 use hcl::Value;
 
 use crate::config::Environment;
 use crate::config::finding::Finding;
 use crate::config::hclsrc::{SourceFile, ValuePath};
-use crate::config::tfvars::{Declarations, Values, merge};
+use crate::config::tfvars::{Origin, Setting, Values, merge};
 use crate::config::topology::{
     Gpu, GpuWorker, Inputs, Ipv4Cidr, Loaded, VmSize, derive, highest_slot, node_slots, parse_ipv4,
 };
+use crate::config::wiring::Module;
 use crate::exit::bad_input;
 
 /// One variable of the contract (§1): name, Terraform type, default (HCL; `None` = required) and
@@ -189,11 +188,11 @@ pub fn load(env: &Environment, tfvars: Option<&Path>) -> anyhow::Result<Loaded> 
             env.dir.display()
         )));
     }
-    let files = read_tf_files(&env.dir)?;
-    let (decls, mut findings) = Declarations::from_files(&files);
+    let (root, mut findings) = Module::load(&env.dir)?;
     let tfvars_file = SourceFile::load(&tfvars_path)?;
-    let (values, merge_findings) = merge(&decls, &tfvars_path, tfvars_file);
+    let (mut values, merge_findings) = merge(&root.decls, &tfvars_path, tfvars_file);
     findings.extend(merge_findings);
+    findings.extend(apply_module_defaults(&root, &mut values)?);
     let inputs = match validate(&values) {
         Ok(inputs) => Some(inputs),
         Err(rule_findings) => {
@@ -211,30 +210,67 @@ pub fn load(env: &Environment, tfvars: Option<&Path>) -> anyhow::Result<Loaded> 
     })
 }
 
-/// The parsed `.tf` files of one module directory (not recursive: a Terraform module is one
-/// directory). Files that do not parse are skipped here; the wiring check reports them.
-pub fn read_tf_files(dir: &Path) -> anyhow::Result<Vec<Arc<SourceFile>>> {
-    let mut paths: Vec<_> = fs_err::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "tf") && p.is_file())
-        .collect();
-    paths.sort();
-    let mut files = Vec::new();
-    for path in paths {
-        if let Ok(file) = SourceFile::load(&path)? {
-            files.push(Arc::new(file));
+/// Terraform substitutes a module variable's default when the caller passes `null` to a
+/// `nullable = false` variable. The environments declare their inputs with `default = null` and
+/// pass them straight (`x = var.x`) to the topology module, which holds the real defaults, so a
+/// value left out of the tfvars takes the module's default here too. A null reaching a
+/// non-nullable module variable without a default is an error in Terraform, and a finding here.
+fn apply_module_defaults(root: &Module, values: &mut Values) -> anyhow::Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    for call in root.calls() {
+        let Some(dir) = call.local.as_ref().filter(|d| d.is_dir()) else {
+            continue;
+        };
+        let (child, _) = Module::load(dir)?;
+        for arg in call.args() {
+            let Some(name) = call.pass_through(arg.key.as_str()) else {
+                continue;
+            };
+            let Some(inner) = child.decls.vars.get(arg.key.as_str()) else {
+                continue;
+            };
+            let is_null = values
+                .settings
+                .get(&name)
+                .is_some_and(|s| s.value.is_null());
+            if !is_null || inner.nullable {
+                continue;
+            }
+            match &inner.default {
+                Some(default) if !default.is_null() => {
+                    let setting = Setting {
+                        value: default.clone(),
+                        origin: Origin::Default {
+                            decl: Box::new(inner.clone()),
+                        },
+                    };
+                    values.settings.insert(name, setting);
+                }
+                _ => {
+                    let f = values.finding(
+                        &name,
+                        &ValuePath::root(),
+                        Some(&Value::Null),
+                        format!("may not be null: module \"{}\" requires a value (nullable = false, no default)", call.name),
+                        format!("set `{name}` to a value"),
+                    );
+                    findings.push(f);
+                    values.settings.remove(&name);
+                }
+            }
         }
     }
-    Ok(files)
+    Ok(findings)
 }
 
-/// Apply every contract rule to merged values. `Ok` only when nothing is wrong.
+/// Apply every contract rule to merged values. `Ok` only when nothing is wrong; `Err` holds the
+/// rule findings, and is empty when a value is missing for a reason the merge already reported
+/// (an unset required variable, a type error).
 pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
     let mut r = Rules {
         values,
         findings: Vec::new(),
+        undeclared: Vec::new(),
     };
 
     let cluster_name = r.string("cluster_name").and_then(|v| {
@@ -336,12 +372,8 @@ pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
     });
     let control_plane_size = r.size("control_plane_size", 2, 2048, "the k3s server");
     let worker_size = r.size("worker_size", 1, 1024, "a k3s agent");
-    let gpu_worker_size = r.size(
-        "gpu_worker_size",
-        1,
-        4096,
-        "a GPU worker (passthrough pins all of it)",
-    );
+    // Passthrough pins all of a GPU worker's memory, hence the higher floor.
+    let gpu_worker_size = r.size("gpu_worker_size", 1, 4096, "a GPU worker");
     let ssh_user = r.string("ssh_user").and_then(|v| {
         r.check(
             "ssh_user",
@@ -424,18 +456,23 @@ pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
             Ok(inputs)
         }
         _ => {
-            if r.findings.is_empty() {
-                // Only reachable when a value is missing without a merge finding (a contract
-                // variable the environment does not declare); say so rather than pass silently.
+            if !r.undeclared.is_empty() {
+                // Required contract variables the environment does not declare at all: the tfvars
+                // cannot set them, so say which (the wiring check names the declaration to add).
+                let names = std::mem::take(&mut r.undeclared);
                 r.findings.push(Finding::new(
                     &values.tfvars,
                     None,
-                    "variables",
+                    names[0],
                     None,
-                    "the environment does not declare every contract variable",
-                    "see the wiring findings; declare the variables of docs/architecture-freeze.md §1",
+                    format!(
+                        "the environment does not declare the required contract variable(s) {}",
+                        names.join(", ")
+                    ),
+                    "declare them in the environment's variables.tf (docs/architecture-freeze.md §1)",
                 ));
             }
+            // Empty only when the merge already reported why a value is missing.
             Err(r.findings)
         }
     }
@@ -444,6 +481,8 @@ pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
 struct Rules<'a> {
     values: &'a Values,
     findings: Vec<Finding>,
+    /// Required contract variables the environment does not declare.
+    undeclared: Vec<&'static str>,
 }
 
 impl Rules<'_> {
@@ -471,11 +510,18 @@ impl Rules<'_> {
     /// The value of `name`: merged from tfvars/defaults, or the contract default when the
     /// environment does not declare the variable at all. `None` when the merge already
     /// reported a problem with it.
-    fn value(&self, name: &str) -> Option<Value> {
+    fn value(&mut self, name: &str) -> Option<Value> {
         match self.values.get(name) {
             Some(v) => Some(v.clone()),
             None if self.values.decls.vars.contains_key(name) => None,
-            None => ContractVar::get(name).and_then(ContractVar::default_value),
+            None => {
+                let cv = ContractVar::get(name)?;
+                let v = cv.default_value();
+                if v.is_none() {
+                    self.undeclared.push(cv.name);
+                }
+                v
+            }
         }
     }
 
@@ -536,8 +582,8 @@ impl Rules<'_> {
         if items.len() > 10 {
             self.report(
                 NAME,
-                &ValuePath::root().index(10),
-                Some(&Value::from(items.len() as u64)),
+                &ValuePath::root(),
+                None,
                 format!(
                     "has {} entries: at most 10 GPU workers are supported (slots 40-49)",
                     items.len()
@@ -694,7 +740,7 @@ impl Rules<'_> {
             .map(|(n, _, _)| n)
             .collect();
         let mut ok = true;
-        for key in map.keys() {
+        for (key, value) in &map {
             if !names.contains(key) {
                 ok = false;
                 let suggestion =
@@ -702,7 +748,7 @@ impl Rules<'_> {
                 self.report(
                     "node_placement",
                     &ValuePath::root().key(key),
-                    Some(&Value::from(key.clone())),
+                    Some(&Value::from(value.clone())),
                     "is not a node name of this cluster",
                     match suggestion {
                         Some(s) => {
@@ -894,7 +940,7 @@ impl Rules<'_> {
             "an object { cores, memory_mb, disk_gb }",
             |v| v.as_object().cloned(),
         )?;
-        let mut get = |key: &str, lo: f64, hi: Option<f64>, what: String| -> Option<f64> {
+        let mut get = |key: &str, lo: f64, hi: Option<f64>, rule: String, example: &str| {
             let item = obj.get(key).cloned().unwrap_or(Value::Null);
             let n = item.as_number().and_then(hcl::Number::as_f64);
             let ok = n.is_some_and(|n| is_whole(n) && n >= lo && hi.is_none_or(|hi| n <= hi));
@@ -903,8 +949,8 @@ impl Rules<'_> {
                     name,
                     &ValuePath::root().key(key),
                     Some(&item),
-                    format!("is invalid: {what}"),
-                    format!("use {what}"),
+                    format!("{who} needs {rule}"),
+                    format!("set {key} to {rule}, e.g. {example}"),
                 );
             }
             n.filter(|_| ok)
@@ -913,19 +959,22 @@ impl Rules<'_> {
             "cores",
             f64::from(min_cores),
             Some(128.0),
-            format!("{who} needs a whole number of cores from {min_cores} to 128"),
+            format!("a whole number of cores from {min_cores} to 128"),
+            "2",
         );
         let memory = get(
             "memory_mb",
             min_memory as f64,
             None,
-            format!("{who} needs a whole number of MiB >= {min_memory}"),
+            format!("a whole number of MiB >= {min_memory}"),
+            "4096",
         );
         let disk = get(
             "disk_gb",
             10.0,
             Some(4096.0),
             "a whole number of GiB from 10 to 4096".to_string(),
+            "32",
         );
         Some(VmSize {
             cores: cores? as u32,
@@ -1013,6 +1062,9 @@ pub fn contract_names() -> BTreeSet<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use crate::config::tfvars::Declarations;
     use crate::config::topology::Role;
 
     /// The contract's declarations, as an environment's variables.tf would write them.
@@ -1149,9 +1201,11 @@ mod tests {
             fields("gpu_workers = [{ mapping = \"g\", proxmox_node = \"pve_2\" }]"),
             ["gpu_workers[0].proxmox_node"]
         );
-        let eleven = vec!["{ mapping = \"g\" }"; 11].join(", ");
-        let f = fields(&format!("gpu_workers = [{eleven}]"));
-        assert!(f.contains(&"gpu_workers[10]".to_string()), "{f:?}");
+        let eleven: Vec<String> = (0..11)
+            .map(|i| format!("{{ mapping = \"g{i}\" }}"))
+            .collect();
+        let f = fields(&format!("gpu_workers = [{}]", eleven.join(", ")));
+        assert_eq!(f, ["gpu_workers"]);
     }
 
     #[test]

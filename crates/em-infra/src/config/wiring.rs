@@ -1,0 +1,846 @@
+//! Static checks of the Terraform code an environment runs: the module tree (following local
+//! `module` sources), what flows between modules, the output contract and the provider pin.
+//!
+//! `terraform validate` finds some of this too, but it needs `terraform init`, which needs the
+//! provider, which needs the internet and a registry; these checks need only the files, so they
+//! run first, offline, and name the file and line to edit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hcl::edit::Span;
+use hcl::edit::expr::{Expression, TraversalOperator};
+use hcl::edit::structure::{Attribute, Block};
+use hcl::edit::visit::{Visit, visit_expr};
+
+use crate::config::constraint::{Constraint, Version};
+use crate::config::finding::{Finding, did_you_mean};
+use crate::config::hclsrc::{SourceFile, label, object_key_str};
+use crate::config::rules::CONTRACT;
+use crate::config::tfvars::{Declarations, VarDecl};
+use crate::config::types::Type;
+
+/// The outputs every environment must have (contract §2): the inventory reads them.
+pub const CONTRACT_OUTPUTS: &[&str] = &[
+    "cluster_name",
+    "ssh_user",
+    "control_plane_ips",
+    "worker_ips",
+    "gpu_worker_ips",
+    "nodes",
+];
+
+/// Arguments of a `module` block that are Terraform's, not the module's variables.
+const MODULE_META_ARGS: &[&str] = &[
+    "source",
+    "version",
+    "count",
+    "for_each",
+    "providers",
+    "depends_on",
+];
+
+/// The provider whose version the environment pins.
+const PROVIDER: &str = "proxmox";
+const PROVIDER_SOURCE: &str = "bpg/proxmox";
+
+/// One Terraform module directory, parsed.
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub dir: PathBuf,
+    pub files: Vec<Arc<SourceFile>>,
+    pub decls: Declarations,
+}
+
+impl Module {
+    /// Parse every `.tf` file of `dir`; syntax errors and unreadable declarations are findings.
+    pub fn load(dir: &Path) -> anyhow::Result<(Module, Vec<Finding>)> {
+        let mut findings = Vec::new();
+        let mut paths: Vec<PathBuf> = fs_err::read_dir(dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "tf") && p.is_file())
+            .collect();
+        paths.sort();
+        let mut files = Vec::new();
+        for path in paths {
+            match SourceFile::load(&path)? {
+                Ok(f) => files.push(Arc::new(f)),
+                Err(f) => findings.push(f),
+            }
+        }
+        let (decls, decl_findings) = Declarations::from_files(&files);
+        findings.extend(decl_findings);
+        Ok((
+            Module {
+                dir: dir.to_path_buf(),
+                files,
+                decls,
+            },
+            findings,
+        ))
+    }
+
+    /// `module` blocks with their resolved local source directory (`None` for registry or git
+    /// sources, which cannot be read offline and are not checked).
+    pub fn calls(&self) -> Vec<ModuleCall> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            for block in file.blocks("module") {
+                let source = block
+                    .body
+                    .get_attribute("source")
+                    .and_then(|a| match &a.value {
+                        Expression::String(s) => Some(s.as_str().to_string()),
+                        _ => None,
+                    });
+                let local = source
+                    .as_deref()
+                    .filter(|s| s.starts_with("./") || s.starts_with("../"))
+                    .map(|s| self.dir.join(s));
+                out.push(ModuleCall {
+                    name: label(block).to_string(),
+                    file: file.clone(),
+                    block: block.clone(),
+                    source,
+                    local,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One `module "name" { source = ... }` block.
+#[derive(Debug, Clone)]
+pub struct ModuleCall {
+    pub name: String,
+    pub file: Arc<SourceFile>,
+    pub block: Block,
+    pub source: Option<String>,
+    /// The directory a local source (`./…`, `../…`) points at.
+    pub local: Option<PathBuf>,
+}
+
+impl ModuleCall {
+    /// The arguments that set the module's variables (not meta-arguments).
+    pub fn args(&self) -> impl Iterator<Item = &Attribute> {
+        self.block
+            .body
+            .attributes()
+            .filter(|a| !MODULE_META_ARGS.contains(&a.key.as_str()))
+    }
+
+    /// The argument `var_name`, when it is passed straight through as `var.<name>`.
+    pub fn pass_through(&self, arg: &str) -> Option<String> {
+        let attr = self.block.body.get_attribute(arg)?;
+        match &attr.value {
+            Expression::Traversal(t) => match (&t.expr, t.operators.as_slice()) {
+                (Expression::Variable(v), [op]) if v.as_str() == "var" => match op.value() {
+                    TraversalOperator::GetAttr(name) => Some(name.as_str().to_string()),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Run every wiring check on the environment at `env_dir` and the local modules it calls.
+pub fn check(env_dir: &Path) -> anyhow::Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let (root, f) = Module::load(env_dir)?;
+    findings.extend(f);
+
+    // Breadth-first over local module calls; each directory is read and checked once.
+    let mut modules: Vec<Module> = Vec::new();
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+    seen.insert(canonical(env_dir));
+    let mut queue = vec![root.clone()];
+    while let Some(module) = queue.pop() {
+        findings.extend(undeclared_var_refs(&module));
+        for call in module.calls() {
+            let Some(dir) = &call.local else { continue };
+            if !dir.is_dir() {
+                findings.push(Finding::new(
+                    &call.file.path,
+                    call.file.line_of(&call.block),
+                    format!("module.{}.source", call.name),
+                    call.source.as_ref().map(|s| format!("{s:?}")),
+                    format!(
+                        "the module source directory {} does not exist",
+                        dir.display()
+                    ),
+                    "fix the relative path (it is resolved from the calling module's directory)",
+                ));
+                continue;
+            }
+            let (child, f) = Module::load(dir)?;
+            findings.extend(module_args(&call, &child));
+            if seen.insert(canonical(dir)) {
+                findings.extend(f);
+                queue.push(child);
+            }
+        }
+        modules.push(module);
+    }
+
+    findings.extend(contract_outputs(&root));
+    findings.extend(contract_variables(&root));
+    findings.extend(provider_versions(&root, &modules));
+    Ok(findings)
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn rel(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+/// A module call may pass only variables the module declares, and must pass every required one.
+fn module_args(call: &ModuleCall, child: &Module) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let declared: Vec<&str> = child.decls.vars.keys().map(String::as_str).collect();
+    let mut passed = BTreeSet::new();
+    for attr in call.args() {
+        let arg = attr.key.as_str();
+        passed.insert(arg.to_string());
+        if !child.decls.vars.contains_key(arg) {
+            let fix = match did_you_mean(arg, declared.iter().copied()) {
+                Some(s) => format!(
+                    "did you mean `{s}`? Rename the argument, or declare variable \"{arg}\" in the module"
+                ),
+                None => format!(
+                    "remove the argument, or declare variable \"{arg}\" in {}",
+                    rel(&child.dir)
+                ),
+            };
+            findings.push(Finding::new(
+                &call.file.path,
+                call.file.line_of(attr),
+                format!("module.{}.{arg}", call.name),
+                call.file.snippet(&attr.value),
+                format!(
+                    "module \"{}\" ({}) declares no variable \"{arg}\"",
+                    call.name,
+                    rel(&child.dir)
+                ),
+                fix,
+            ));
+        }
+    }
+    for (name, decl) in &child.decls.vars {
+        if decl.required() && !passed.contains(name) {
+            findings.push(Finding::new(
+                &call.file.path,
+                call.file.line_of(&call.block),
+                format!("module.{}.{name}", call.name),
+                None,
+                format!(
+                    "required variable \"{name}\" of module \"{}\" is not passed",
+                    call.name
+                ),
+                format!(
+                    "add `{name} = ...` to the module block (declared without a default at {}:{})",
+                    decl.file.path.display(),
+                    decl.line.unwrap_or(0)
+                ),
+            ));
+        }
+    }
+    findings
+}
+
+/// Every `var.x` a module reads must be a variable that module declares.
+fn undeclared_var_refs(module: &Module) -> Vec<Finding> {
+    struct Refs(Vec<(String, Option<std::ops::Range<usize>>)>);
+    impl Visit for Refs {
+        fn visit_expr(&mut self, expr: &Expression) {
+            if let Expression::Traversal(t) = expr
+                && let Expression::Variable(v) = &t.expr
+                && v.as_str() == "var"
+                && let Some(TraversalOperator::GetAttr(name)) =
+                    t.operators.first().map(|o| o.value())
+            {
+                self.0.push((name.as_str().to_string(), expr.span()));
+            }
+            visit_expr(self, expr);
+        }
+    }
+    let mut findings = Vec::new();
+    let declared: Vec<&str> = module.decls.vars.keys().map(String::as_str).collect();
+    for file in &module.files {
+        let mut refs = Refs(Vec::new());
+        refs.visit_body(&file.body);
+        for (name, span) in refs.0 {
+            if module.decls.vars.contains_key(&name) {
+                continue;
+            }
+            let fix = match did_you_mean(&name, declared.iter().copied()) {
+                Some(s) => format!("did you mean `var.{s}`?"),
+                None => format!(
+                    "declare variable \"{name}\" in {}/variables.tf, or remove the reference",
+                    rel(&module.dir)
+                ),
+            };
+            findings.push(Finding::new(
+                &file.path,
+                span.map(|r| file.line_at(r.start)),
+                format!("var.{name}"),
+                None,
+                format!("refers to variable \"{name}\", which this module does not declare"),
+                fix,
+            ));
+        }
+    }
+    findings
+}
+
+/// The environment must have every output the inventory reads.
+fn contract_outputs(root: &Module) -> Vec<Finding> {
+    let outputs: BTreeSet<String> = root
+        .files
+        .iter()
+        .flat_map(|f| {
+            f.blocks("output")
+                .map(|b| label(b).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let file = root.dir.join("outputs.tf");
+    CONTRACT_OUTPUTS
+        .iter()
+        .filter(|name| !outputs.contains(**name))
+        .map(|name| {
+            Finding::new(
+                &file,
+                None,
+                format!("output.{name}"),
+                None,
+                format!("the environment has no output \"{name}\" (docs/architecture-freeze.md §2; the inventory reads it)"),
+                format!("add `output \"{name}\" {{ value = module.topology.{name} }}` (or the equivalent) to outputs.tf"),
+            )
+        })
+        .collect()
+}
+
+/// The environment declares every contract variable with the contract's type, and its effective
+/// default (its own, or the topology module's when it passes `null` through) is the contract's.
+fn contract_variables(root: &Module) -> Vec<Finding> {
+    let calls = root.calls();
+    let children: Vec<(ModuleCall, Module)> = calls
+        .into_iter()
+        .filter_map(|c| {
+            let dir = c.local.clone()?;
+            Module::load(&dir).ok().map(|(m, _)| (c, m))
+        })
+        .collect();
+    // Only environments built on the topology contract are held to it (a call that passes
+    // `network_cidr` is the sign); other roots are free to declare what they like.
+    if !children
+        .iter()
+        .any(|(_, m)| m.decls.vars.contains_key("network_cidr"))
+        && !root.decls.vars.contains_key("network_cidr")
+    {
+        return Vec::new();
+    }
+    let file = root.dir.join("variables.tf");
+    let mut findings = Vec::new();
+    for cv in CONTRACT {
+        let Some(decl) = root.decls.vars.get(cv.name) else {
+            findings.push(Finding::new(
+                &file,
+                None,
+                format!("variable.{}", cv.name),
+                None,
+                format!("the environment does not declare the contract variable \"{}\" (docs/architecture-freeze.md §1)", cv.name),
+                format!("add `variable \"{}\" {{ type = {} }}`", cv.name, cv.ty),
+            ));
+            continue;
+        };
+        let want = Type::parse_str(cv.ty).expect("contract types parse");
+        if let Some(ty) = &decl.ty
+            && *ty != want
+        {
+            let attr = decl_block_attr(decl, "type");
+            findings.push(Finding::new(
+                &decl.file.path,
+                attr.or(decl.line),
+                format!("variable.{}.type", cv.name),
+                None,
+                format!("the type differs from the contract's `{}`", cv.ty),
+                format!("declare `type = {}`", cv.ty),
+            ));
+        }
+        let effective = effective_default(decl, cv.name, &children);
+        let expected = cv.default_value();
+        if effective != expected {
+            let show = |v: &Option<hcl::Value>| {
+                v.as_ref().map_or(
+                    "(required)".to_string(),
+                    crate::config::finding::render_value,
+                )
+            };
+            findings.push(Finding::new(
+                &decl.file.path,
+                decl_block_attr(decl, "default").or(decl.line),
+                format!("variable.{}.default", cv.name),
+                Some(show(&effective)),
+                format!("the effective default differs from the contract's {}", show(&expected)),
+                "use the contract's default (docs/architecture-freeze.md §1), or change the contract everywhere in one commit",
+            ));
+        }
+    }
+    findings
+}
+
+fn decl_block_attr(decl: &VarDecl, attr: &str) -> Option<usize> {
+    decl.file
+        .blocks("variable")
+        .find(|b| label(b) == decl.name)
+        .and_then(|b| b.body.get_attribute(attr))
+        .and_then(|a| decl.file.line_of(a))
+}
+
+/// What a variable defaults to when the tfvars leave it out: its own non-null default, or — when
+/// that is null and it is passed straight to a module whose variable is `nullable = false` — that
+/// module's default (Terraform substitutes the default for a null argument there).
+pub fn effective_default(
+    decl: &VarDecl,
+    name: &str,
+    children: &[(ModuleCall, Module)],
+) -> Option<hcl::Value> {
+    match &decl.default {
+        None => None,
+        Some(hcl::Value::Null) => {
+            for (call, child) in children {
+                for arg in call.args() {
+                    if call.pass_through(arg.key.as_str()).as_deref() == Some(name)
+                        && let Some(inner) = child.decls.vars.get(arg.key.as_str())
+                        && !inner.nullable
+                    {
+                        return inner.default.clone();
+                    }
+                }
+            }
+            Some(hcl::Value::Null)
+        }
+        Some(v) => Some(v.clone()),
+    }
+}
+
+/// One `required_providers` entry for the provider we pin.
+struct ProviderReq {
+    module_dir: PathBuf,
+    file: Arc<SourceFile>,
+    line: Option<usize>,
+    source: Option<String>,
+    version: Option<String>,
+    version_line: Option<usize>,
+}
+
+fn provider_reqs(module: &Module) -> Vec<ProviderReq> {
+    let mut out = Vec::new();
+    for file in &module.files {
+        for tf in file.blocks("terraform") {
+            for rp in tf.body.get_blocks("required_providers") {
+                for attr in rp.body.attributes() {
+                    let Expression::Object(obj) = &attr.value else {
+                        continue;
+                    };
+                    let get = |key: &str| {
+                        obj.iter()
+                            .find(|(k, _)| object_key_str(k).as_deref() == Some(key))
+                            .map(|(_, v)| v.expr())
+                    };
+                    let source = get("source").and_then(|e| match e {
+                        Expression::String(s) => Some(s.as_str().to_string()),
+                        _ => None,
+                    });
+                    let is_ours = attr.key.as_str() == PROVIDER
+                        || source.as_deref().is_some_and(|s| {
+                            s.trim_start_matches("registry.terraform.io/") == PROVIDER_SOURCE
+                        });
+                    if !is_ours {
+                        continue;
+                    }
+                    let version_expr = get("version");
+                    out.push(ProviderReq {
+                        module_dir: module.dir.clone(),
+                        file: file.clone(),
+                        line: file.line_of(attr),
+                        source,
+                        version: version_expr.and_then(|e| match e {
+                            Expression::String(s) => Some(s.as_str().to_string()),
+                            _ => None,
+                        }),
+                        version_line: version_expr.and_then(|e| file.line_of(e)),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Resources and data sources of the provider (`proxmox_*`), with their file and line.
+fn provider_uses(module: &Module) -> Vec<(Arc<SourceFile>, Option<usize>, String)> {
+    let mut out = Vec::new();
+    for file in &module.files {
+        for kind in ["resource", "data"] {
+            for block in file.blocks(kind) {
+                let ty = label(block);
+                if ty.starts_with(&format!("{PROVIDER}_")) {
+                    out.push((file.clone(), file.line_of(block), ty.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The provider version is pinned exactly once, in the environment's versions.tf; modules state
+/// only minimums, every constraint admits the pin, and every module that uses the provider
+/// declares it with the right source (otherwise Terraform silently looks for
+/// `hashicorp/proxmox`, which does not exist).
+fn provider_versions(root: &Module, modules: &[Module]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let field = format!("required_providers.{PROVIDER}.version");
+    let mut reqs = Vec::new();
+    let mut used = false;
+    for m in modules {
+        let m_reqs = provider_reqs(m);
+        let uses = provider_uses(m);
+        used |= !uses.is_empty() || !m_reqs.is_empty();
+        if let Some((file, line, ty)) = uses.first()
+            && m_reqs.is_empty()
+        {
+            findings.push(Finding::new(
+                &file.path,
+                *line,
+                format!("required_providers.{PROVIDER}"),
+                Some(ty.clone()),
+                format!("this module uses {PROVIDER} resources but does not declare the provider, so Terraform would look for hashicorp/{PROVIDER}"),
+                format!(
+                    "add `terraform {{ required_providers {{ {PROVIDER} = {{ source = \"{PROVIDER_SOURCE}\", version = \">= <pinned version>\" }} }} }}` to the module's versions.tf"
+                ),
+            ));
+        }
+        reqs.extend(m_reqs);
+    }
+    if !used {
+        // A provider-free environment (the offline fixture) has nothing to pin.
+        return findings;
+    }
+
+    let root_dir = canonical(&root.dir);
+    let is_root = |r: &ProviderReq| canonical(&r.module_dir) == root_dir;
+    let in_versions_tf =
+        |r: &ProviderReq| is_root(r) && r.file.path.file_name().is_some_and(|n| n == "versions.tf");
+
+    let mut parsed: Vec<(&ProviderReq, Option<Constraint>)> = Vec::new();
+    for r in &reqs {
+        if let Some(src) = &r.source
+            && src.trim_start_matches("registry.terraform.io/") != PROVIDER_SOURCE
+        {
+            findings.push(Finding::new(
+                &r.file.path,
+                r.line,
+                format!("required_providers.{PROVIDER}.source"),
+                Some(format!("{src:?}")),
+                format!("the provider source is not {PROVIDER_SOURCE}"),
+                format!("set source = \"{PROVIDER_SOURCE}\""),
+            ));
+        }
+        let c = match &r.version {
+            None => None,
+            Some(text) => match Constraint::parse(text) {
+                Ok(c) => Some(c),
+                Err(msg) => {
+                    findings.push(Finding::new(
+                        &r.file.path,
+                        r.version_line,
+                        &field,
+                        Some(format!("{text:?}")),
+                        msg,
+                        "write e.g. \">= 0.111.1\"",
+                    ));
+                    None
+                }
+            },
+        };
+        parsed.push((r, c));
+    }
+
+    let pin: Option<Version> = parsed
+        .iter()
+        .find(|(r, c)| in_versions_tf(r) && c.as_ref().is_some_and(|c| c.exact().is_some()))
+        .and_then(|(_, c)| c.as_ref().and_then(|c| c.exact().cloned()));
+    let versions_tf = root.dir.join("versions.tf");
+    match &pin {
+        None => {
+            let at = parsed.iter().find(|(r, _)| in_versions_tf(r));
+            findings.push(Finding::new(
+                &versions_tf,
+                at.and_then(|(r, _)| r.version_line.or(r.line)),
+                &field,
+                at.and_then(|(r, _)| r.version.as_ref().map(|v| format!("{v:?}"))),
+                format!("the environment does not pin the {PROVIDER} provider to an exact version in versions.tf"),
+                format!(
+                    "pin it once: `required_providers {{ {PROVIDER} = {{ source = \"{PROVIDER_SOURCE}\", version = \"X.Y.Z\" }} }}` in {}",
+                    versions_tf.display()
+                ),
+            ));
+        }
+        Some(pin) => {
+            for (r, c) in &parsed {
+                let Some(c) = c else { continue };
+                let value = r.version.as_ref().map(|v| format!("{v:?}"));
+                if in_versions_tf(r) && c.exact().is_some() {
+                    continue;
+                }
+                if c.exact().is_some() {
+                    findings.push(Finding::new(
+                        &r.file.path,
+                        r.version_line,
+                        &field,
+                        value.clone(),
+                        format!("the {PROVIDER} provider is pinned a second time (the one pin is in {})", versions_tf.display()),
+                        format!("state only a minimum here: version = \">= {pin}\""),
+                    ));
+                } else if !c.only_minimums() {
+                    findings.push(Finding::new(
+                        &r.file.path,
+                        r.version_line,
+                        &field,
+                        value.clone(),
+                        "a module may state only a minimum version (>=); upper bounds and pins belong to the environment",
+                        format!("write version = \">= {pin}\" (or the oldest version the module works with)"),
+                    ));
+                }
+                if !c.admits(pin) {
+                    findings.push(Finding::new(
+                        &r.file.path,
+                        r.version_line,
+                        &field,
+                        value,
+                        format!("this constraint excludes the pinned version {pin}, so `terraform init` would fail"),
+                        format!("lower the minimum to at most {pin}, or raise the pin in {}", versions_tf.display()),
+                    ));
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// Directory of every local module the environment uses (itself first), for fingerprints.
+pub fn module_dirs(env_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = vec![canonical(env_dir)];
+    let mut i = 0;
+    while i < out.len() {
+        let (m, _) = Module::load(&out[i])?;
+        for call in m.calls() {
+            if let Some(dir) = call.local.filter(|d| d.is_dir()) {
+                let dir = canonical(&dir);
+                if !out.contains(&dir) {
+                    out.push(dir);
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Convenience for callers that want declarations by module directory.
+pub fn declarations(dir: &Path) -> anyhow::Result<BTreeMap<String, VarDecl>> {
+    Ok(Module::load(dir)?.0.decls.vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    fn fields(findings: &[Finding]) -> Vec<String> {
+        let mut v: Vec<_> = findings.iter().map(|f| f.field.clone()).collect();
+        v.sort();
+        v
+    }
+
+    const OUTPUTS: &str = r#"
+output "cluster_name" { value = "x" }
+output "ssh_user" { value = "x" }
+output "control_plane_ips" { value = [] }
+output "worker_ips" { value = [] }
+output "gpu_worker_ips" { value = [] }
+output "nodes" { value = {} }
+"#;
+
+    #[test]
+    fn clean_tree_passes() {
+        let t = tree(&[
+            (
+                "env/main.tf",
+                "module \"m\" {\n  source = \"../mod\"\n  a = var.a\n}\nvariable \"a\" { type = string }\n",
+            ),
+            ("env/outputs.tf", OUTPUTS),
+            (
+                "mod/variables.tf",
+                "variable \"a\" {}\nvariable \"b\" { default = 1 }\n",
+            ),
+            ("mod/main.tf", "locals { x = \"${var.a}-${var.b}\" }\n"),
+        ]);
+        let f = check(&t.path().join("env")).unwrap();
+        assert!(f.is_empty(), "{f:#?}");
+    }
+
+    #[test]
+    fn module_args_undeclared_and_missing() {
+        let t = tree(&[
+            (
+                "env/main.tf",
+                "module \"m\" {\n  source = \"../mod\"\n  count  = 1\n  aa = 1\n}\n",
+            ),
+            ("env/outputs.tf", OUTPUTS),
+            ("mod/variables.tf", "variable \"a\" {}\n"),
+        ]);
+        let f = check(&t.path().join("env")).unwrap();
+        assert_eq!(fields(&f), ["module.m.a", "module.m.aa"]);
+        let undeclared = f.iter().find(|f| f.field == "module.m.aa").unwrap();
+        assert_eq!(undeclared.line, Some(4));
+        assert!(
+            undeclared.fix.contains("did you mean `a`"),
+            "{undeclared:?}"
+        );
+        let missing = f.iter().find(|f| f.field == "module.m.a").unwrap();
+        assert_eq!(missing.line, Some(1));
+    }
+
+    #[test]
+    fn undeclared_var_refs_inside_templates_and_nested_blocks() {
+        let t = tree(&[
+            (
+                "env/main.tf",
+                "variable \"name\" {}\nlocals {\n  a = \"${var.nmae}\"\n}\nresource \"x\" \"y\" {\n  dynamic \"d\" {\n    for_each = var.list\n  }\n}\n",
+            ),
+            ("env/outputs.tf", OUTPUTS),
+        ]);
+        let f = check(&t.path().join("env")).unwrap();
+        assert_eq!(fields(&f), ["var.list", "var.nmae"]);
+        let typo = f.iter().find(|f| f.field == "var.nmae").unwrap();
+        assert_eq!(typo.line, Some(3));
+        assert!(typo.fix.contains("var.name"));
+        assert_eq!(
+            f.iter().find(|f| f.field == "var.list").unwrap().line,
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn missing_outputs_and_sources() {
+        let t = tree(&[(
+            "env/main.tf",
+            "module \"m\" {\n  source = \"../nope\"\n}\noutput \"nodes\" { value = 1 }\n",
+        )]);
+        let f = check(&t.path().join("env")).unwrap();
+        let fl = fields(&f);
+        assert!(fl.contains(&"module.m.source".to_string()), "{fl:?}");
+        for out in [
+            "cluster_name",
+            "ssh_user",
+            "control_plane_ips",
+            "worker_ips",
+            "gpu_worker_ips",
+        ] {
+            assert!(fl.contains(&format!("output.{out}")), "{fl:?}");
+        }
+        assert!(!fl.contains(&"output.nodes".to_string()));
+    }
+
+    fn versions(v: &str) -> String {
+        format!(
+            "terraform {{\n  required_providers {{\n    proxmox = {{\n      source  = \"bpg/proxmox\"\n      version = \"{v}\"\n    }}\n  }}\n}}\n"
+        )
+    }
+
+    fn provider_tree(env_v: &str, mod_v: &str) -> Vec<Finding> {
+        let t = tree(&[
+            ("env/versions.tf", &versions(env_v)),
+            (
+                "env/main.tf",
+                "module \"vm\" {\n  source = \"./modules/vm\"\n}\n",
+            ),
+            ("env/outputs.tf", OUTPUTS),
+            ("env/modules/vm/versions.tf", &versions(mod_v)),
+            (
+                "env/modules/vm/main.tf",
+                "resource \"proxmox_virtual_environment_vm\" \"v\" {}\n",
+            ),
+        ]);
+        check(&t.path().join("env")).unwrap()
+    }
+
+    #[test]
+    fn provider_pinned_once_with_minimums() {
+        assert!(provider_tree("0.111.1", ">= 0.100.0").is_empty());
+        assert!(provider_tree("= 0.111.1", ">= 0.111.1").is_empty());
+    }
+
+    #[test]
+    fn provider_pinned_twice_or_bounded_in_a_module() {
+        let f = provider_tree("0.111.1", "0.111.1");
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].message.contains("second time"));
+        assert!(f[0].file.ends_with("modules/vm/versions.tf"));
+        assert_eq!(f[0].line, Some(5));
+        let f = provider_tree("0.111.1", "~> 0.111.0");
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].message.contains("only a minimum"));
+    }
+
+    #[test]
+    fn provider_constraint_incompatible_with_pin() {
+        let f = provider_tree("0.111.1", ">= 0.120.0");
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].message.contains("excludes the pinned version 0.111.1"));
+    }
+
+    #[test]
+    fn provider_not_pinned_in_the_environment() {
+        let f = provider_tree(">= 0.100", ">= 0.100");
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].message.contains("does not pin"));
+        assert!(f[0].file.ends_with("env/versions.tf"));
+    }
+
+    #[test]
+    fn provider_used_without_declaration() {
+        let t = tree(&[
+            ("env/versions.tf", &versions("0.111.1")),
+            ("env/main.tf", "module \"vm\" {\n  source = \"./vm\"\n}\n"),
+            ("env/outputs.tf", OUTPUTS),
+            (
+                "env/vm/main.tf",
+                "\nresource \"proxmox_virtual_environment_vm\" \"v\" {}\n",
+            ),
+        ]);
+        let f = check(&t.path().join("env")).unwrap();
+        assert_eq!(fields(&f), ["required_providers.proxmox"]);
+        assert_eq!(f[0].line, Some(2));
+    }
+}
