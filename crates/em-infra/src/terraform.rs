@@ -8,12 +8,15 @@ use crate::runner::Cmd;
 
 /// `terraform` or `tofu`: `EM_INFRA_TERRAFORM` if set, else whichever is on PATH (terraform first).
 pub fn binary() -> Option<String> {
-    if let Ok(bin) = std::env::var("EM_INFRA_TERRAFORM") {
-        if !bin.is_empty() {
-            return Some(bin);
-        }
+    if let Ok(bin) = std::env::var("EM_INFRA_TERRAFORM")
+        && !bin.is_empty()
+    {
+        return Some(bin);
     }
-    ["terraform", "tofu"].into_iter().find(|b| on_path(b)).map(str::to_string)
+    ["terraform", "tofu"]
+        .into_iter()
+        .find(|b| on_path(b))
+        .map(str::to_string)
 }
 
 /// True when `program` is an executable file somewhere on PATH.
@@ -21,7 +24,8 @@ pub fn on_path(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| {
-            std::fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
     })
 }
@@ -35,7 +39,10 @@ pub struct Terraform {
 
 impl Terraform {
     pub fn new(bin: impl Into<String>, dir: &Path) -> Self {
-        Terraform { bin: bin.into(), dir: dir.to_path_buf() }
+        Terraform {
+            bin: bin.into(),
+            dir: dir.to_path_buf(),
+        }
     }
 
     fn cmd(&self, what: &str, sub: &str) -> Cmd {
@@ -47,7 +54,8 @@ impl Terraform {
     }
 
     pub fn init(&self) -> Cmd {
-        self.cmd("terraform init", "init").args(["-input=false", "-no-color"])
+        self.cmd("terraform init", "init")
+            .args(["-input=false", "-no-color"])
     }
 
     pub fn plan(&self, tfvars: &Path, out: &Path, parallelism: u32) -> Cmd {
@@ -62,7 +70,11 @@ impl Terraform {
     }
 
     pub fn show_json(&self, plan: &Path) -> Cmd {
-        self.cmd("terraform show", "show").args(["-json".to_string(), "-no-color".to_string(), plan.display().to_string()])
+        self.cmd("terraform show", "show").args([
+            "-json".to_string(),
+            "-no-color".to_string(),
+            plan.display().to_string(),
+        ])
     }
 
     pub fn apply(&self, plan: &Path, parallelism: u32) -> Cmd {
@@ -122,7 +134,9 @@ pub struct PlanSummary {
 impl PlanSummary {
     /// Changes that lose an existing resource: the ones refused without `--allow-replace`.
     pub fn destructive(&self) -> impl Iterator<Item = &ResourceChange> {
-        self.changes.iter().filter(|c| matches!(c.action, Action::Replace | Action::Destroy))
+        self.changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Replace | Action::Destroy))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,8 +156,16 @@ impl PlanSummary {
         let mut out = self.headline();
         out.push('\n');
         for c in &self.changes {
-            let node = c.node.as_deref().map(|n| format!(" (node {n})")).unwrap_or_default();
-            out.push_str(&format!("  {:<8} {}{node}\n", format!("{:?}", c.action).to_lowercase(), c.address));
+            let node = c
+                .node
+                .as_deref()
+                .map(|n| format!(" (node {n})"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {:<8} {}{node}\n",
+                format!("{:?}", c.action).to_lowercase(),
+                c.address
+            ));
         }
         out
     }
@@ -172,7 +194,8 @@ struct PlanChange {
 
 /// Summarize `terraform show -json <plan>`.
 pub fn summarize(plan_json: &str) -> anyhow::Result<PlanSummary> {
-    let plan: PlanJson = serde_json::from_str(plan_json).map_err(|e| anyhow::anyhow!("reading the plan JSON: {e}"))?;
+    let plan: PlanJson = serde_json::from_str(plan_json)
+        .map_err(|e| anyhow::anyhow!("reading the plan JSON: {e}"))?;
     let mut summary = PlanSummary::default();
     for rc in plan.resource_changes {
         let actions: Vec<&str> = rc.change.actions.iter().map(String::as_str).collect();
@@ -193,10 +216,17 @@ pub fn summarize(plan_json: &str) -> anyhow::Result<PlanSummary> {
             Some(serde_json::Value::String(key)) => Some(key),
             _ => node_from_address(&rc.address),
         };
-        summary.changes.push(ResourceChange { address: rc.address, node, action });
+        summary.changes.push(ResourceChange {
+            address: rc.address,
+            node,
+            action,
+        });
     }
-    summary.output_changes =
-        plan.output_changes.values().filter(|c| c.actions.iter().any(|a| a != "no-op")).count();
+    summary.output_changes = plan
+        .output_changes
+        .values()
+        .filter(|c| c.actions.iter().any(|a| a != "no-op"))
+        .count();
     Ok(summary)
 }
 
@@ -232,6 +262,9 @@ mod tests {
     fn empty_plan_is_empty() {
         let s = summarize(r#"{"format_version":"1.2"}"#).unwrap();
         assert!(s.is_empty());
-        assert_eq!(s.headline(), "0 to create, 0 to update, 0 to replace, 0 to destroy");
+        assert_eq!(
+            s.headline(),
+            "0 to create, 0 to update, 0 to replace, 0 to destroy"
+        );
     }
 }

@@ -1,0 +1,422 @@
+//! What each stage does. A stage returns `Ok(message)` when done (or skipped with a reason) and a
+//! classified [`Failure`] otherwise; the pipeline in `engine/mod.rs` records and reports it.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ansible;
+use crate::config::{Environment, Project};
+use crate::engine::Stage;
+use crate::engine::run::Run;
+use crate::engine::state::{EnvState, Fingerprint};
+use crate::exit::Failure;
+use crate::runner::{Capture, Cmd};
+use crate::terraform::{self, Terraform};
+
+/// How a stage ended when it did not fail.
+pub enum Done {
+    Succeeded(String),
+    Skipped(String),
+}
+
+/// Everything a stage reads.
+pub struct Ctx<'a> {
+    pub project: &'a Project,
+    pub env: &'a Environment,
+    pub tfvars: PathBuf,
+    pub parallelism: u32,
+    pub allow_replace: bool,
+    pub dry_run: bool,
+}
+
+impl Ctx<'_> {
+    /// Whether the environment uses the Proxmox provider (the offline fixture does not).
+    pub fn uses_proxmox(&self) -> bool {
+        std::fs::read_to_string(self.env.dir.join("versions.tf"))
+            .is_ok_and(|t| t.contains("bpg/proxmox"))
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.env.state_dir.join("k3s-token")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.env.state_dir.join("kubeconfig")
+    }
+
+    fn terraform(&self) -> anyhow::Result<Terraform> {
+        let bin = terraform::binary().ok_or_else(|| {
+            Failure::Preflight(
+                "neither terraform nor tofu is on PATH: install Terraform ≥ 1.9 or OpenTofu".into(),
+            )
+        })?;
+        Ok(Terraform::new(bin, &self.env.dir))
+    }
+
+    /// The stage's input fingerprint, recorded with its result.
+    pub fn fingerprint(&self, stage: Stage) -> String {
+        let base = Fingerprint::default()
+            .file(&self.tfvars)
+            .tf_files(&self.env.dir);
+        match stage {
+            Stage::Preflight | Stage::Prepare | Stage::Provision => base,
+            Stage::Configure | Stage::Verify => base.file(&self.env.tfstate()),
+        }
+        .finish()
+    }
+}
+
+pub fn run_stage(
+    stage: Stage,
+    ctx: &Ctx,
+    run: &mut Run,
+    state: &mut EnvState,
+) -> anyhow::Result<Done> {
+    match stage {
+        Stage::Preflight => preflight(ctx, run),
+        Stage::Prepare => prepare(ctx, run),
+        Stage::Provision => provision(ctx, run, state),
+        Stage::Configure => configure(ctx, run),
+        Stage::Verify => verify(ctx, run),
+    }
+}
+
+fn preflight(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
+    let stage = Stage::Preflight;
+    let mut failed: Vec<String> = Vec::new();
+
+    // The same static checks as `em-infra check`: findings are bad input (exit 2).
+    let loaded = crate::config::topology::load(ctx.env, Some(&ctx.tfvars))?;
+    if !loaded.findings.is_empty() {
+        for f in &loaded.findings {
+            run.message(stage, format!("✗ {f}"))?;
+        }
+        return Err(crate::exit::bad_input(format!(
+            "{} finding(s) in {} or the Terraform code: run `em-infra check --env {}` for details",
+            loaded.findings.len(),
+            ctx.tfvars.display(),
+            ctx.env.name
+        )));
+    }
+    run.message(
+        stage,
+        format!("✓ em-infra check: {} nodes planned", loaded.nodes().len()),
+    )?;
+
+    match ctx.terraform() {
+        Ok(tf) => {
+            let cmd = Cmd::new(&tf.bin, "terraform version")
+                .arg("version")
+                .arg("-json");
+            let out = run.exec(stage, &cmd, Capture::Stdout)?;
+            let version = serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["terraform_version"].as_str().map(str::to_string));
+            match version {
+                Some(v) => run.message(stage, format!("✓ {} {v}", tf.bin))?,
+                None => failed.push(format!(
+                    "{} version could not be read: reinstall it",
+                    tf.bin
+                )),
+            }
+        }
+        Err(e) => failed.push(e.to_string()),
+    }
+
+    let playbook = ansible::program(ctx.project, "ansible-playbook");
+    match run.exec(
+        stage,
+        &Cmd::new(&playbook, "ansible-playbook --version").arg("--version"),
+        Capture::Stdout,
+    ) {
+        Ok(out) => match ansible::parse_core_version(&out.stdout) {
+            Some(v) if version_at_least(&v, (2, 15)) => {
+                run.message(stage, format!("✓ ansible-core {v}"))?
+            }
+            Some(v) => failed.push(format!(
+                "ansible-core {v} is too old: install ≥ 2.15 (`pip install 'ansible-core>=2.15'`)"
+            )),
+            None => failed.push(
+                "ansible-playbook --version printed no core version: reinstall ansible-core".into(),
+            ),
+        },
+        Err(_) => failed.push(format!(
+            "{} not found: install ansible-core (`./scripts/test.sh` puts a pinned one in .venv)",
+            playbook.display()
+        )),
+    }
+
+    if terraform::on_path("ssh") {
+        run.message(stage, "✓ ssh")?;
+    } else {
+        failed.push("ssh not found on PATH: install an OpenSSH client".into());
+    }
+
+    if ctx.uses_proxmox() {
+        let endpoint = std::env::var("PROXMOX_VE_ENDPOINT").unwrap_or_default();
+        let token = std::env::var("PROXMOX_VE_API_TOKEN").unwrap_or_default();
+        if endpoint.is_empty() {
+            failed.push(
+                "PROXMOX_VE_ENDPOINT is not set: export PROXMOX_VE_ENDPOINT=https://<host>:8006/"
+                    .into(),
+            );
+        } else {
+            run.message(stage, format!("✓ PROXMOX_VE_ENDPOINT={endpoint}"))?;
+        }
+        if token.is_empty() {
+            failed.push(
+                "PROXMOX_VE_API_TOKEN is not set: export PROXMOX_VE_API_TOKEN='user@realm!tokenid=secret' \
+                 (see docs/runbooks.md, \"API token\")"
+                    .into(),
+            );
+        } else {
+            run.message(stage, "✓ PROXMOX_VE_API_TOKEN is set")?;
+        }
+    }
+
+    match ansible::private_key() {
+        Some(key) if key.is_file() => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                failed.push(format!("SSH key {} has mode {:o}: ssh refuses it; run chmod 600 {0}", key.display(), mode & 0o777));
+            } else {
+                run.message(stage, format!("✓ SSH key {}", key.display()))?;
+            }
+        }
+        Some(key) => failed.push(format!(
+            "SSH key {} not found: create one (ssh-keygen -t ed25519) or set ANSIBLE_PRIVATE_KEY_FILE",
+            key.display()
+        )),
+        None => failed.push("no SSH key: set ANSIBLE_PRIVATE_KEY_FILE or HOME".into()),
+    }
+
+    if failed.is_empty() {
+        Ok(Done::Succeeded(
+            "tools, variables and inputs are ready".into(),
+        ))
+    } else {
+        for f in &failed {
+            run.message(stage, format!("✗ {f}"))?;
+        }
+        Err(Failure::Preflight(failed.join("; ")).into())
+    }
+}
+
+fn version_at_least(version: &str, min: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= min
+}
+
+fn prepare(_ctx: &Ctx, _run: &mut Run) -> anyhow::Result<Done> {
+    Ok(Done::Skipped(
+        "template preparation needs the Proxmox host; until `em-infra prepare` lands, create the template \
+         as in docs/runbooks.md (\"Template\")"
+            .into(),
+    ))
+}
+
+fn provision(ctx: &Ctx, run: &mut Run, state: &mut EnvState) -> anyhow::Result<Done> {
+    let stage = Stage::Provision;
+    let tf = ctx.terraform()?;
+    let plan_file = run.dir.join("plan.tfplan");
+    let plan = tf.plan(&ctx.tfvars, &plan_file, ctx.parallelism);
+
+    if ctx.dry_run {
+        run.message(stage, format!("would run: {}", tf.init().display()))?;
+        run.message(stage, format!("would run: {}", plan.display()))?;
+        run.message(
+            stage,
+            "would run: terraform apply <saved plan> (only when the plan has changes)",
+        )?;
+        let reachable = !ctx.uses_proxmox() || std::env::var_os("PROXMOX_VE_ENDPOINT").is_some();
+        if !tf.initialized() || !reachable {
+            return Ok(Done::Skipped(
+                "no Terraform plan in a dry run: the environment is not initialized or Proxmox is not configured".into(),
+            ));
+        }
+        let summary = plan_and_summarize(ctx, run, &tf, &plan, &plan_file)?;
+        return Ok(Done::Skipped(format!(
+            "dry run, plan: {}",
+            summary.headline()
+        )));
+    }
+
+    let init_fp = Fingerprint::default().tf_files(&ctx.env.dir).finish();
+    if !tf.initialized() || state.terraform_init.as_deref() != Some(init_fp.as_str()) {
+        run.exec_checked(stage, &tf.init(), Capture::LogOnly)?;
+        state.terraform_init = Some(init_fp);
+        state.save(&ctx.env.state_dir)?;
+    }
+
+    let summary = plan_and_summarize(ctx, run, &tf, &plan, &plan_file)?;
+    let destructive: Vec<String> = summary
+        .destructive()
+        .map(|c| {
+            format!(
+                "{:?} {}{}",
+                c.action,
+                c.address,
+                c.node
+                    .as_ref()
+                    .map(|n| format!(" (node {n})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if !destructive.is_empty() && !ctx.allow_replace {
+        return Err(Failure::Refused(format!(
+            "the plan would lose existing resources: {}. Nothing was applied. Read {} and rerun with \
+             --allow-replace if that is what you want",
+            destructive.join(", "),
+            run.dir.join("plan-summary.txt").display()
+        ))
+        .into());
+    }
+    if summary.is_empty() {
+        return Ok(Done::Succeeded(
+            "no changes: infrastructure matches the configuration".into(),
+        ));
+    }
+    if let Some(backup) = crate::engine::backup::backup_tfstate(ctx.env, "pre-apply")? {
+        run.message(stage, format!("state backed up: {}", backup.id))?;
+    }
+    run.exec_checked(
+        stage,
+        &tf.apply(&plan_file, ctx.parallelism),
+        Capture::LogOnly,
+    )?;
+    Ok(Done::Succeeded(format!("applied: {}", summary.headline())))
+}
+
+/// `terraform plan` to a saved file, then its summary as artifacts and messages.
+fn plan_and_summarize(
+    ctx: &Ctx,
+    run: &mut Run,
+    tf: &Terraform,
+    plan: &Cmd,
+    plan_file: &Path,
+) -> anyhow::Result<terraform::PlanSummary> {
+    let stage = Stage::Provision;
+    let outcome = run.exec(stage, plan, Capture::LogOnly)?;
+    // -detailed-exitcode: 0 = no changes, 2 = changes, anything else = error.
+    if outcome.interrupted || !matches!(outcome.code, Some(0) | Some(2)) {
+        run.check(stage, stage.name(), plan, outcome)?;
+        unreachable!("check returns an error for a failed plan");
+    }
+    let show = run.exec_checked(stage, &tf.show_json(plan_file), Capture::Stdout)?;
+    let summary = terraform::summarize(&show.stdout)?;
+    run.artifact(
+        "plan-summary.json",
+        &serde_json::to_string_pretty(&summary)?,
+    )?;
+    run.artifact("plan-summary.txt", &summary.render())?;
+    for line in summary.render().lines() {
+        run.message(stage, format!("plan: {line}"))?;
+    }
+    let _ = ctx;
+    Ok(summary)
+}
+
+fn configure(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
+    let stage = Stage::Configure;
+    let outputs = crate::inventory::load_outputs(&ctx.env.tfstate())?;
+    run.artifact(
+        "inventory.json",
+        &serde_json::to_string_pretty(&crate::inventory::inventory_json(&outputs))?,
+    )?;
+    let site = ansible::playbook(
+        ctx.project,
+        ctx.env,
+        "site.yml",
+        "ansible-playbook site.yml",
+    );
+    if ctx.dry_run {
+        run.message(stage, format!("would run: {}", site.display()))?;
+        return Ok(Done::Skipped(format!(
+            "dry run: {} hosts in the inventory",
+            outputs.nodes.len()
+        )));
+    }
+    let token = ensure_token(&ctx.token_file())?;
+    run.redactor.add(token);
+    let out = run.exec_checked(stage, &site, Capture::Stdout)?;
+    let recap = ansible::parse_recap(&out.stdout);
+    let changed: u32 = recap.iter().map(|(_, c, _)| c).sum();
+    Ok(Done::Succeeded(format!(
+        "{} hosts configured, changed={changed}",
+        recap.len()
+    )))
+}
+
+/// The k3s join token: created once per environment (0600), then reused.
+pub fn ensure_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let token = existing.trim().to_string();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    crate::fsutil::write_secret(path, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}
+
+fn verify(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
+    let stage = Stage::Verify;
+    let outputs = crate::inventory::load_outputs(&ctx.env.tfstate())?;
+    let checks = ansible::playbook(
+        ctx.project,
+        ctx.env,
+        "post-checks.yml",
+        "ansible-playbook post-checks.yml",
+    );
+    if ctx.dry_run {
+        run.message(
+            stage,
+            format!("would check SSH (port 22) on {} nodes", outputs.nodes.len()),
+        )?;
+        run.message(stage, format!("would run: {}", checks.display()))?;
+        return Ok(Done::Skipped("dry run".into()));
+    }
+    let mut unreachable = Vec::new();
+    for node in &outputs.nodes {
+        let addr: SocketAddr = format!("{}:22", node.ip).parse()?;
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Ok(_) => run.message(
+                stage,
+                format!("✓ {} ({}) answers on port 22", node.name, node.ip),
+            )?,
+            Err(e) => {
+                run.message(stage, format!("✗ {} ({}) port 22: {e}", node.name, node.ip))?;
+                unreachable.push(format!("{} ({})", node.name, node.ip));
+            }
+        }
+    }
+    if !unreachable.is_empty() {
+        return Err(Failure::Stage {
+            stage: stage.name().into(),
+            message: format!(
+                "not reachable over SSH: {}. Check the VMs are running (Proxmox UI or `qm list`) and the network",
+                unreachable.join(", ")
+            ),
+        }
+        .into());
+    }
+    if ctx
+        .project
+        .root
+        .join("ansible/playbooks/post-checks.yml")
+        .is_file()
+    {
+        run.exec_checked(stage, &checks, Capture::LogOnly)?;
+    }
+    Ok(Done::Succeeded(format!(
+        "{} nodes reachable and Ready",
+        outputs.nodes.len()
+    )))
+}
