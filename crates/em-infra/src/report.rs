@@ -130,29 +130,3 @@ pub fn print_run_summary(
     ));
     Ok(())
 }
-
-/// The nodes an environment's tfvars describe, as a table (check and `up --dry-run`).
-pub fn nodes_table(nodes: &[crate::config::topology::PlannedNode]) -> String {
-    let mut table = comfy_table::Table::new();
-    table.load_style(comfy_table::presets::NOTHING).set_header([
-        "name",
-        "role",
-        "ip",
-        "vm id",
-        "proxmox node",
-        "gpu",
-    ]);
-    for n in nodes {
-        table.add_row([
-            n.name.clone(),
-            n.role.as_str().to_string(),
-            n.ip.to_string(),
-            n.vm_id.to_string(),
-            n.proxmox_node.clone(),
-            n.gpu
-                .as_ref()
-                .map_or_else(|| "-".to_string(), |g| g.to_json().to_string()),
-        ]);
-    }
-    table.to_string()
-}

@@ -281,11 +281,11 @@ fn finish(
 
 /// `--dry-run` for a newcomer: the nodes the tfvars describe, before any tool runs.
 fn show_planned_nodes(ctx: &Ctx, run: &mut Run) -> anyhow::Result<()> {
-    let loaded = crate::config::topology::load(ctx.env, Some(&ctx.tfvars))?;
-    if !loaded.findings.is_empty() {
+    let report = crate::config::check::check_environment(ctx.project, ctx.env, Some(&ctx.tfvars))?;
+    if !report.ok() {
         return Ok(()); // preflight reports the findings
     }
-    let table = crate::report::nodes_table(&loaded.nodes());
+    let table = crate::config::check::nodes_table(&report.nodes);
     run.artifact("planned-nodes.txt", &table)?;
     run.message(
         Stage::Preflight,

@@ -87,21 +87,21 @@ fn preflight(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
     let mut failed: Vec<String> = Vec::new();
 
     // The same static checks as `em-infra check`: findings are bad input (exit 2).
-    let loaded = crate::config::topology::load(ctx.env, Some(&ctx.tfvars))?;
-    if !loaded.findings.is_empty() {
-        for f in &loaded.findings {
-            run.message(stage, format!("✗ {f}"))?;
+    let report = crate::config::check::check_environment(ctx.project, ctx.env, Some(&ctx.tfvars))?;
+    if !report.ok() {
+        for f in &report.findings {
+            run.message(stage, format!("✗ {f}\n  fix: {}", f.fix))?;
         }
         return Err(crate::exit::bad_input(format!(
             "{} finding(s) in {} or the Terraform code: run `em-infra check --env {}` for details",
-            loaded.findings.len(),
+            report.findings.len(),
             ctx.tfvars.display(),
             ctx.env.name
         )));
     }
     run.message(
         stage,
-        format!("✓ em-infra check: {} nodes planned", loaded.nodes().len()),
+        format!("✓ em-infra check: {} nodes planned", report.nodes.len()),
     )?;
 
     match ctx.terraform() {
