@@ -241,7 +241,7 @@ impl RunEntry {
             Err(_) => "incomplete",
             Ok(s)
                 if s.result == run_result::RUNNING
-                    && !holder.is_some_and(|h| h.started_at <= s.started_at) =>
+                    && holder.is_none_or(|h| h.started_at > s.started_at) =>
             {
                 "incomplete"
             }
