@@ -442,13 +442,7 @@ impl Lab {
             .with_context(|| format!("host {}: overlay mount failed (the work dir must be on a file system overlayfs accepts as upper, e.g. ext4/xfs/tmpfs, not overlayfs)", h.name))?;
             let m = |p: &str| merged.join(p);
             fs::write(m("etc/hostname"), format!("{}\n", h.name))?;
-            fs::write(
-                m("etc/hosts"),
-                format!(
-                    "127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost ip6-localhost ip6-loopback\n",
-                    h.name
-                ),
-            )?;
+            fs::write(m("etc/hosts"), self.etc_hosts(&h.name))?;
             let mid = format!(
                 "{:016x}{:016x}\n",
                 sys::fnv1a(format!("{id}-{}-a-{:?}", h.name, SystemTime::now()).as_bytes()),
@@ -729,6 +723,19 @@ impl Lab {
     /// Log of a host's systemd-nspawn (console output).
     pub fn host_log(&self, name: &str) -> PathBuf {
         self.st.work_dir.join("hosts").join(format!("{name}.log"))
+    }
+
+    /// /etc/hosts of a host: localhost, its own name on 127.0.1.1 (Debian's convention) and
+    /// every other lab host (there is no DNS in the lab).
+    fn etc_hosts(&self, me: &str) -> String {
+        let mut s = format!("127.0.0.1 localhost\n127.0.1.1 {me}\n");
+        for h in &self.st.hosts {
+            if h.name != me {
+                s.push_str(&format!("{} {}\n", h.addr, h.name));
+            }
+        }
+        s.push_str("::1 localhost ip6-localhost ip6-loopback\n");
+        s
     }
 
     /// The tail of a host's nspawn log and of its journal (read from the host side).

@@ -83,7 +83,8 @@ fn three_hosts_boot_answer_ssh_reach_each_other_and_leave_nothing() {
     ssh(
         &lab,
         "lab-worker-1",
-        "timeout 5 bash -c 'exec 3<>/dev/tcp/10.231.0.11/22 && head -c 4 <&3'",
+        // By name: every host's /etc/hosts lists the lab's hosts.
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/lab-cp-1/22 && head -c 4 <&3'",
     );
     let banner = ssh(
         &lab,
