@@ -87,17 +87,19 @@ def static_yaml(inventory: dict) -> str:
     return json.dumps(doc, indent=1)
 
 
-def timed(command: list[str], runs: int, env: dict, cwd: Path) -> tuple[float, float]:
-    """Median and minimum wall time in milliseconds; every run must succeed."""
-    times = []
+def timed(commands: list[list[str]], runs: int, env: dict, cwd: Path) -> list[tuple[float, float]]:
+    """Median and minimum wall time in milliseconds of each command. The commands take turns, so
+    load from other processes hits them alike; every run must succeed."""
+    times: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
-        start = time.perf_counter()
-        result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=False)
-        elapsed = (time.perf_counter() - start) * 1000
-        if result.returncode != 0:
-            sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr.decode()}")
-        times.append(elapsed)
-    return statistics.median(times), min(times)
+        for command, samples in zip(commands, times, strict=True):
+            start = time.perf_counter()
+            result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=False)
+            elapsed = (time.perf_counter() - start) * 1000
+            if result.returncode != 0:
+                sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr.decode()}")
+            samples.append(elapsed)
+    return [(statistics.median(samples), min(samples)) for samples in times]
 
 
 def main() -> None:
@@ -138,17 +140,17 @@ def main() -> None:
             inventory = json.loads(subprocess.run(em, env=env, capture_output=True, check=True).stdout)
             if len(inventory["_meta"]["hostvars"]) != size:
                 sys.exit(f"em-infra listed {len(inventory['_meta']['hostvars'])} hosts, expected {size}")
-            em_median, em_min = timed(em, args.runs, env, args.repo)
+            [(em_median, em_min)] = timed([em], args.runs, env, args.repo)
             line = f"{size:>6}  {state.stat().st_size / 1024:>9.0f}  {em_median:>9.1f} ({em_min:>5.1f})"
             if have_ansible:
                 config = tmp / f"bench_{size}.em_infra.yml"
                 config.write_text(f"plugin: em_infra_state\nstate_file: {state}\n")
                 static = tmp / f"static_{size}.yml"
                 static.write_text(static_yaml(inventory))
-                pl_median, pl_min = timed([str(ansible_inventory), "-i", str(config), "--list"],
-                                          args.ansible_runs, env, args.repo)
-                st_median, st_min = timed([str(ansible_inventory), "-i", str(static), "--list"],
-                                          args.ansible_runs, env, args.repo)
+                (pl_median, pl_min), (st_median, st_min) = timed(
+                    [[str(ansible_inventory), "-i", str(config), "--list"],
+                     [str(ansible_inventory), "-i", str(static), "--list"]],
+                    args.ansible_runs, env, args.repo)
                 line += (f"  {pl_median:>11.1f} ({pl_min:>6.1f})  {st_median:>11.1f} ({st_min:>6.1f})"
                          f"  {pl_median - st_median:>+13.1f}ms")
             print(line, flush=True)
