@@ -13,7 +13,8 @@ Exit codes:
   2    bad input: invalid flags, tfvars findings, missing or corrupt files
   3    preflight failed: a required tool, variable, key or check is missing
   4    a stage failed: the tool it ran exited non-zero (see the stage log)
-  5    refused: the plan would replace or destroy a cluster VM (rerun with --allow-replace)
+  5    refused: the plan would replace or destroy a cluster VM (rerun with --allow-replace),
+       or `state restore` over a newer or other-lineage state (rerun with --force)
   75   locked: another em-infra run holds this environment's lock
   130  interrupted by Ctrl-C or SIGTERM (resume with `em-infra up --resume`)";
 
@@ -86,7 +87,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct EnvArg {
     /// Environment name (`terraform/environments/<NAME>`) or a path to an environment directory.
-    #[arg(long = "env", env = "EM_INFRA_ENV", default_value = "k3s-dev", value_name = "NAME|DIR")]
+    #[arg(
+        long = "env",
+        env = "EM_INFRA_ENV",
+        default_value = "k3s-dev",
+        value_name = "NAME|DIR"
+    )]
     pub env: String,
 }
 

@@ -22,7 +22,7 @@ use crate::engine::runs::StageRecord;
 use crate::engine::stages::{Ctx, Done};
 use crate::engine::state::{EnvState, StageResult, StageState};
 use crate::exit::{Failure, bad_input, code};
-use crate::output::Printer;
+use crate::output::{Mark, Printer};
 use crate::report::HumanReporter;
 use crate::runner::{Capture, Interrupt, Redactor};
 use crate::terraform::Terraform;
@@ -116,6 +116,23 @@ pub fn select_stages(args: &RunArgs, state: &EnvState) -> anyhow::Result<Vec<Sta
         .collect())
 }
 
+/// Take the environment's lock, saying so when a stale one was cleared (never silently).
+fn lock(
+    env: &Environment,
+    command: &str,
+    clear_stale: bool,
+    printer: &Printer,
+) -> anyhow::Result<EnvLock> {
+    let lock = EnvLock::acquire(&env.state_dir, command, clear_stale)?;
+    if let Some(stale) = lock.cleared_stale() {
+        printer.mark(
+            Mark::Warn,
+            format!("cleared a stale lock: {}", stale.description),
+        );
+    }
+    Ok(lock)
+}
+
 /// `em-infra up`: run the selected stages, recording each one.
 pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Result<()> {
     let env = project.environment(&args.env.env)?;
@@ -124,11 +141,7 @@ pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Resul
     let _lock = if args.dry_run {
         None
     } else {
-        Some(EnvLock::acquire(
-            &env.state_dir,
-            "up",
-            args.clear_stale_lock,
-        )?)
+        Some(lock(&env, "up", args.clear_stale_lock, printer)?)
     };
     let mut state = EnvState::load(&env.state_dir, &env.name)?;
     let stages = select_stages(args, &state)?;
@@ -298,7 +311,7 @@ pub fn down(project: &Project, args: &DownArgs, printer: &Printer) -> anyhow::Re
     let env = project.environment(&args.env.env)?;
     confirm_destroy(&env, args.yes, printer)?;
     crate::fsutil::ensure_private_dir(&env.state_dir)?;
-    let _lock = EnvLock::acquire(&env.state_dir, "down", args.clear_stale_lock)?;
+    let _lock = lock(&env, "down", args.clear_stale_lock, printer)?;
     let reporter = HumanReporter::new(printer);
     let mut run = Run::start(
         &env.state_dir,
