@@ -302,8 +302,20 @@ impl Lab {
                 );
             }
         }
+        let existed = wd.exists();
         fs::create_dir_all(wd).with_context(|| format!("cannot create {}", wd.display()))?;
         let work_dir = fs::canonicalize(wd)?;
+        for (what, p) in [("work dir", &work_dir), ("rootfs cache", &rootfs)] {
+            let text = p.to_string_lossy();
+            if text.contains([',', ':', '\\']) || text.chars().any(char::is_whitespace) {
+                if !existed {
+                    let _ = fs::remove_dir(&work_dir);
+                }
+                bail!(
+                    "{what} {text:?} contains ',', ':', '\\' or whitespace, which overlayfs mount options cannot carry; use a plainer path"
+                );
+            }
+        }
 
         let id = new_id();
         let hierarchies = sys::cgroup_hierarchies();

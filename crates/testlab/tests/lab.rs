@@ -109,15 +109,25 @@ fn three_hosts_boot_answer_ssh_reach_each_other_and_leave_nothing() {
     c.args(["-4", "-o", "addr"]);
     assert!(ok(c).contains("10.231.0.1/24"));
 
-    // A stopped unit in one host does not touch the others (each container has its own cgroup).
-    ssh(
-        &lab,
-        "lab-cp-1",
-        "systemctl stop ssh.socket 2>/dev/null; systemctl stop cron 2>/dev/null; true",
+    // Each container has its own cgroup: stopping a unit in one host leaves the same unit in
+    // another host running (without per-container cgroups they would share /payload).
+    for h in ["lab-cp-1", "lab-worker-1"] {
+        ssh(&lab, h, "systemd-run --unit=probe-demo sleep 600");
+    }
+    ssh(&lab, "lab-cp-1", "systemctl stop probe-demo");
+    assert_eq!(
+        ssh(&lab, "lab-worker-1", "systemctl is-active probe-demo"),
+        "active"
     );
     assert_eq!(
-        ssh(&lab, "lab-worker-1", "systemctl is-active ssh"),
-        "active"
+        ssh(&lab, "lab-cp-1", "systemctl is-active probe-demo || true"),
+        "inactive"
+    );
+    // Network sysctls and iptables work inside a host (k3s needs both); the rest is read-only.
+    ssh(
+        &lab,
+        "lab-worker-2",
+        "sysctl -qw net.ipv4.ip_forward=1 && iptables -S >/dev/null",
     );
 
     let t = Instant::now();
