@@ -436,6 +436,71 @@ mod tests {
         assert_eq!(natural_cmp("", "a"), Ordering::Less);
     }
 
+    fn state(nodes: Value, workers: Value) -> String {
+        serde_json::json!({
+            "version": 4,
+            "outputs": {
+                "cluster_name": { "value": "c", "type": "string" },
+                "ssh_user": { "value": "u", "type": "string" },
+                "control_plane_ips": { "value": ["10.0.0.10"] },
+                "worker_ips": { "value": workers },
+                "gpu_worker_ips": { "value": [] },
+                "nodes": { "value": nodes },
+            }
+        })
+        .to_string()
+    }
+
+    fn node(name: &str, role: &str, ip: &str, vm_id: u64) -> Value {
+        serde_json::json!({ "name": name, "role": role, "ip": ip, "vm_id": vm_id, "proxmox_node": "pve", "gpu": null })
+    }
+
+    #[test]
+    fn parse_state_returns_nodes_in_slot_order() {
+        let nodes = serde_json::json!({
+            "c-worker-10": node("c-worker-10", "worker", "10.0.0.29", 9119),
+            "c-worker-2": node("c-worker-2", "worker", "10.0.0.21", 9111),
+            "c-cp-1": node("c-cp-1", "control_plane", "10.0.0.10", 9100),
+        });
+        let text = state(nodes, serde_json::json!(["10.0.0.21", "10.0.0.29"]));
+        let outputs = parse_state(&text, Path::new("x.tfstate")).unwrap();
+        assert_eq!(
+            outputs.host_names(),
+            ["c-cp-1", "c-worker-2", "c-worker-10"]
+        );
+        assert_eq!(
+            outputs.ips(),
+            [
+                Ipv4Addr::new(10, 0, 0, 10),
+                Ipv4Addr::new(10, 0, 0, 21),
+                Ipv4Addr::new(10, 0, 0, 29)
+            ]
+        );
+        assert_eq!(outputs.nodes_with_role(Role::Worker).count(), 2);
+        assert_eq!(outputs.node("c-cp-1").map(|n| n.vm_id), Some(9100));
+        assert_eq!(
+            (outputs.cluster_name.as_str(), outputs.ssh_user.as_str()),
+            ("c", "u")
+        );
+    }
+
+    #[test]
+    fn every_failure_is_bad_input() {
+        let mismatch = state(
+            serde_json::json!({ "c-cp-1": node("c-cp-1", "control_plane", "10.0.0.10", 9100) }),
+            serde_json::json!(["10.0.0.21"]),
+        );
+        for text in ["", "{", "[]", "{\"version\": 4}", mismatch.as_str()] {
+            let err = parse_state(text, Path::new("x.tfstate")).unwrap_err();
+            assert_eq!(
+                crate::exit::exit_code_of(&err),
+                crate::exit::code::BAD_INPUT,
+                "{text:?}: {err}"
+            );
+            assert!(err.to_string().contains("x.tfstate"), "{err}");
+        }
+    }
+
     #[test]
     fn role_names_follow_the_contract() {
         let groups: Vec<_> = Role::ALL.iter().map(|r| r.group()).collect();
