@@ -21,7 +21,11 @@ pub fn program(project: &Project, name: &str) -> PathBuf {
         return PathBuf::from(dir).join(name);
     }
     let venv = project.root.join(".venv/bin").join(name);
-    if venv.is_file() { venv } else { PathBuf::from(name) }
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
 }
 
 /// `ansible-playbook <playbook>` against the environment's inventory.
@@ -68,7 +72,9 @@ pub fn parse_recap(output: &str) -> Vec<(String, u32, u32)> {
         if !in_recap {
             continue;
         }
-        let Some((host, counts)) = line.split_once(':') else { continue };
+        let Some((host, counts)) = line.split_once(':') else {
+            continue;
+        };
         let field = |name: &str| -> u32 {
             counts
                 .split_whitespace()
@@ -77,7 +83,11 @@ pub fn parse_recap(output: &str) -> Vec<(String, u32, u32)> {
                 .unwrap_or(0)
         };
         if counts.contains("ok=") {
-            hosts.push((host.trim().to_string(), field("changed"), field("failed") + field("unreachable")));
+            hosts.push((
+                host.trim().to_string(),
+                field("changed"),
+                field("failed") + field("unreachable"),
+            ));
         }
     }
     hosts
@@ -107,6 +117,12 @@ mod tests {
                    PLAY RECAP *********\n\
                    lab-cp-1                   : ok=20   changed=0    unreachable=0    failed=0    skipped=3    rescued=0    ignored=0\n\
                    lab-worker-1               : ok=15   changed=2    unreachable=1    failed=1    skipped=3\n";
-        assert_eq!(parse_recap(out), vec![("lab-cp-1".to_string(), 0, 0), ("lab-worker-1".to_string(), 2, 2)]);
+        assert_eq!(
+            parse_recap(out),
+            vec![
+                ("lab-cp-1".to_string(), 0, 0),
+                ("lab-worker-1".to_string(), 2, 2)
+            ]
+        );
     }
 }

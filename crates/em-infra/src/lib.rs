@@ -39,7 +39,11 @@ where
         Err(err) => {
             // clap prints help/version (exit 0) and usage errors (exit 2) itself.
             let _ = err.print();
-            return if err.use_stderr() { code::BAD_INPUT } else { code::OK };
+            return if err.use_stderr() {
+                code::BAD_INPUT
+            } else {
+                code::OK
+            };
         }
     };
     let printer = Printer::new(cli.global.json, cli.global.no_color);
@@ -54,7 +58,8 @@ where
 
 /// Dispatch one parsed command line.
 pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
-    let project = config::Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;
+    let project =
+        config::Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;
     match cli.command {
         Command::Check(args) => config::check::run(&project, &args, printer),
         Command::Inventory(args) => inventory::run(&project, &args, printer),

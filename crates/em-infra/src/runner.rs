@@ -40,7 +40,11 @@ impl Redactor {
     /// Secrets from the environment that em-infra and its tools read (the bpg provider's names).
     pub fn from_env() -> Self {
         let mut r = Redactor::default();
-        for var in ["PROXMOX_VE_API_TOKEN", "PROXMOX_VE_PASSWORD", "PROXMOX_VE_SSH_PASSWORD"] {
+        for var in [
+            "PROXMOX_VE_API_TOKEN",
+            "PROXMOX_VE_PASSWORD",
+            "PROXMOX_VE_SSH_PASSWORD",
+        ] {
             if let Ok(value) = std::env::var(var) {
                 r.add(value.clone());
                 // An API token is `user@realm!id=secret`: the secret part alone must go too.
@@ -92,7 +96,10 @@ impl Interrupt {
 
     /// A flag not connected to any signal (tests, and commands that must not be interrupted).
     pub fn detached() -> Self {
-        Interrupt { flag: Arc::new(AtomicBool::new(false)), signal: Arc::new(AtomicI32::new(0)) }
+        Interrupt {
+            flag: Arc::new(AtomicBool::new(false)),
+            signal: Arc::new(AtomicI32::new(0)),
+        }
     }
 
     pub fn is_set(&self) -> bool {
@@ -121,7 +128,14 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl Into<OsString>, what: impl Into<String>) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), cwd: None, env: Vec::new(), what: what.into(), timeout: None }
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            what: what.into(),
+            timeout: None,
+        }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -167,7 +181,10 @@ impl Cmd {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -222,7 +239,11 @@ pub fn run(
     let started = Instant::now();
     writeln!(log, "$ {}", redactor.redact(&cmd.display()))?;
     let mut command = Command::new(&cmd.program);
-    command.args(&cmd.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(&cmd.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     command.process_group(0);
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
@@ -233,8 +254,11 @@ pub fn run(
     let mut child = command.spawn().map_err(|e| {
         let program = cmd.program.to_string_lossy();
         if e.kind() == std::io::ErrorKind::NotFound {
-            crate::exit::Failure::Preflight(format!("{program} not found on PATH (needed for {}): install it", cmd.what))
-                .into()
+            crate::exit::Failure::Preflight(format!(
+                "{program} not found on PATH (needed for {}): install it",
+                cmd.what
+            ))
+            .into()
         } else {
             anyhow::Error::new(e).context(format!("starting {program} for {}", cmd.what))
         }
@@ -243,7 +267,11 @@ pub fn run(
 
     let (tx, rx) = mpsc::channel();
     let readers = [
-        spawn_reader(child.stdout.take().expect("piped stdout"), tx.clone(), Line::Out),
+        spawn_reader(
+            child.stdout.take().expect("piped stdout"),
+            tx.clone(),
+            Line::Out,
+        ),
         spawn_reader(child.stderr.take().expect("piped stderr"), tx, Line::Err),
     ];
 
@@ -292,14 +320,26 @@ pub fn run(
         let over_time = cmd.timeout.is_some_and(|t| started.elapsed() > t);
         if (interrupt.is_set() || over_time) && forwarded_at.is_none() {
             timed_out = over_time && !interrupt.is_set();
-            let sig = if timed_out { libc::SIGTERM } else { interrupt.signal() };
-            writeln!(log, "[em-infra] sending signal {sig} to {} (pid {pid})", cmd.what)?;
+            let sig = if timed_out {
+                libc::SIGTERM
+            } else {
+                interrupt.signal()
+            };
+            writeln!(
+                log,
+                "[em-infra] sending signal {sig} to {} (pid {pid})",
+                cmd.what
+            )?;
             // SAFETY: plain syscall on the child's own process group.
             unsafe { libc::kill(-pid, sig) };
             forwarded_at = Some(Instant::now());
         }
         if forwarded_at.is_some_and(|t| t.elapsed() > GRACE) {
-            writeln!(log, "[em-infra] {} did not stop within {GRACE:?}; killing it", cmd.what)?;
+            writeln!(
+                log,
+                "[em-infra] {} did not stop within {GRACE:?}; killing it",
+                cmd.what
+            )?;
             // SAFETY: as above.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
             forwarded_at = Some(Instant::now() + Duration::from_secs(3600));
@@ -320,7 +360,9 @@ pub fn run(
         log,
         "[em-infra] {} exited with {} after {:.1}s",
         cmd.what,
-        outcome.code.map_or_else(|| "a signal".to_string(), |c| format!("code {c}")),
+        outcome
+            .code
+            .map_or_else(|| "a signal".to_string(), |c| format!("code {c}")),
         outcome.duration.as_secs_f64()
     )?;
     log.flush()?;
@@ -340,7 +382,9 @@ fn spawn_reader<R: Read + Send + 'static>(
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                    let text = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string();
                     if tx.send(wrap(text)).is_err() {
                         break;
                     }
@@ -434,12 +478,21 @@ mod tests {
             &mut |_| {},
         )
         .unwrap_err();
-        assert_eq!(crate::exit::exit_code_of(&err), crate::exit::code::PREFLIGHT_FAILED);
+        assert_eq!(
+            crate::exit::exit_code_of(&err),
+            crate::exit::code::PREFLIGHT_FAILED
+        );
     }
 
     #[test]
     fn display_quotes_what_needs_quoting() {
-        let cmd = Cmd::new("terraform", "plan").arg("-var-file=a b.tfvars").arg("plan").cwd("/tmp/x");
-        assert_eq!(cmd.display(), "(cd /tmp/x && terraform '-var-file=a b.tfvars' plan)");
+        let cmd = Cmd::new("terraform", "plan")
+            .arg("-var-file=a b.tfvars")
+            .arg("plan")
+            .cwd("/tmp/x");
+        assert_eq!(
+            cmd.display(),
+            "(cd /tmp/x && terraform '-var-file=a b.tfvars' plan)"
+        );
     }
 }

@@ -5,87 +5,38 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const ENV: &str = "offline-env";
+mod support;
+use support::{Repo, code, snapshot, stderr, terraform_available};
+
 const FAKE_TOKEN: &str = "root@pam!ci=0f9e8d7c-6b5a-4321-9abc-def012345678";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+/// The offline repository with a fake ansible-playbook and a dummy SSH key.
+struct Offline {
+    repo: Repo,
 }
 
-fn terraform_available() -> bool {
-    let ok = Command::new("terraform")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "terraform is required in CI"
-        );
-        eprintln!("skipping: terraform is not on PATH");
+impl std::ops::Deref for Offline {
+    type Target = Repo;
+    fn deref(&self) -> &Repo {
+        &self.repo
     }
-    ok
 }
 
-/// A throwaway repository: the real terraform/ and ansible/ (symlinked), a copy of the offline
-/// fixture environment, a fake ansible-playbook and an SSH key, with em-infra's state inside.
-struct Repo {
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Repo {
-        let dir = tempfile::tempdir().unwrap();
-        let root = repo_root();
-        let r = dir.path();
-        for link in ["terraform", "ansible", "ansible.cfg"] {
-            std::os::unix::fs::symlink(root.join(link), r.join(link)).unwrap();
-        }
-        let fixture = r.join("tests/fixtures/offline-env");
-        fs::create_dir_all(&fixture).unwrap();
-        for entry in fs::read_dir(root.join("tests/fixtures/offline-env")).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name();
-            let target = fixture.join(&name);
-            if entry.file_type().unwrap().is_symlink() {
-                std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), target).unwrap();
-            } else if name != ".terraform"
-                && !name.to_string_lossy().starts_with("terraform.tfstate")
-            {
-                fs::copy(entry.path(), target).unwrap();
-            }
-        }
-        fs::create_dir_all(r.join("fakebin")).unwrap();
-        let fake = r.join("fakebin/ansible-playbook");
-        fs::write(&fake, FAKE_ANSIBLE).unwrap();
-        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::write(r.join("key"), "not a real key\n").unwrap();
-        fs::set_permissions(r.join("key"), fs::Permissions::from_mode(0o600)).unwrap();
-        fs::create_dir_all(r.join("home")).unwrap();
-        let repo = Repo { dir };
-        repo.ansible_mode("ok");
-        repo
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn env_dir(&self) -> PathBuf {
-        self.root().join("tests/fixtures").join(ENV)
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.root().join(".em-infra").join(ENV)
+impl Offline {
+    fn new() -> Offline {
+        let repo = Repo::new();
+        repo.write_executable("fakebin/ansible-playbook", FAKE_ANSIBLE);
+        fs::write(repo.root().join("key"), "not a real key\n").unwrap();
+        fs::set_permissions(repo.root().join("key"), fs::Permissions::from_mode(0o600)).unwrap();
+        let offline = Offline { repo };
+        offline.ansible_mode("ok");
+        offline
     }
 
     /// What the fake ansible-playbook does next: `ok`, `fail` or `hang`.
@@ -94,59 +45,18 @@ impl Repo {
     }
 
     fn cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_em-infra"));
-        cmd.current_dir(self.root())
-            .env("EM_INFRA_ROOT", self.root())
-            .env("EM_INFRA_ENV", "tests/fixtures/offline-env")
-            .env("EM_INFRA_ANSIBLE_BIN_DIR", self.root().join("fakebin"))
+        let mut cmd = self.repo.cmd();
+        cmd.env("EM_INFRA_ANSIBLE_BIN_DIR", self.root().join("fakebin"))
             .env("ANSIBLE_PRIVATE_KEY_FILE", self.root().join("key"))
-            .env("HOME", self.root().join("home"))
-            .env("PROXMOX_VE_API_TOKEN", FAKE_TOKEN)
-            .env("NO_COLOR", "1")
-            .env_remove("EM_INFRA_STATE_DIR")
-            .stdin(Stdio::null());
+            .env("PROXMOX_VE_API_TOKEN", FAKE_TOKEN);
         cmd
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let out = self.cmd().args(args).output().unwrap();
-        eprintln!(
-            "--- em-infra {} → {:?}\n{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_str(&fs::read_to_string(self.state_dir().join("state.json")).unwrap())
-            .unwrap()
-    }
-
-    fn stage_result(&self, stage: &str) -> String {
-        self.state()["stages"][stage]["result"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn last_summary(&self) -> Value {
-        let runs = self.state_dir().join("runs");
-        let mut ids: Vec<_> = fs::read_dir(&runs)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        ids.sort();
-        let last = runs.join(ids.last().unwrap());
-        serde_json::from_str(&fs::read_to_string(last.join("summary.json")).unwrap()).unwrap()
-    }
-
-    fn tfstate_serial(&self) -> u64 {
-        let text = fs::read_to_string(self.env_dir().join("terraform.tfstate")).unwrap();
-        serde_json::from_str::<Value>(&text).unwrap()["serial"]
-            .as_u64()
-            .unwrap()
+        support::run_logged(
+            self.cmd().args(args),
+            &format!("em-infra {}", args.join(" ")),
+        )
     }
 }
 
@@ -167,20 +77,12 @@ printf 'PLAY RECAP *********\nlab-cp-1 : ok=10 changed=0 unreachable=0 failed=0\
 umask 077; echo "apiVersion: v1" > "$EM_INFRA_ENV_DIR/kubeconfig"
 "#;
 
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
 #[test]
 fn provision_applies_once_then_a_rerun_changes_nothing() {
     if !terraform_available() {
         return;
     }
-    let repo = Repo::new();
+    let repo = Offline::new();
     let first = repo.run(&["up", "--to", "provision"]);
     assert_eq!(code(&first), 0);
     assert!(
@@ -236,7 +138,7 @@ fn a_plan_that_replaces_a_vm_is_refused_without_allow_replace() {
     if !terraform_available() {
         return;
     }
-    let repo = Repo::new();
+    let repo = Offline::new();
     assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
     let serial = repo.tfstate_serial();
     let tfvars = repo.env_dir().join("terraform.tfvars");
@@ -276,7 +178,7 @@ fn a_failed_stage_is_resumed_without_rerunning_earlier_stages() {
     if !terraform_available() {
         return;
     }
-    let repo = Repo::new();
+    let repo = Offline::new();
     repo.ansible_mode("fail");
     let failed = repo.run(&["up", "--to", "configure"]);
     assert_eq!(code(&failed), 4);
@@ -314,7 +216,7 @@ fn a_failed_stage_is_resumed_without_rerunning_earlier_stages() {
 }
 
 /// Start `up` with a hanging configure stage and wait until the fake Ansible runs.
-fn start_hanging_up(repo: &Repo) -> std::process::Child {
+fn start_hanging_up(repo: &Offline) -> std::process::Child {
     repo.ansible_mode("hang");
     let child = repo
         .cmd()
@@ -345,7 +247,7 @@ fn sigint_during_configure_is_recorded_and_resumable() {
     if !terraform_available() {
         return;
     }
-    let repo = Repo::new();
+    let repo = Offline::new();
     let mut child = start_hanging_up(&repo);
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -370,7 +272,7 @@ fn a_second_up_on_the_same_environment_is_locked_out() {
     if !terraform_available() {
         return;
     }
-    let repo = Repo::new();
+    let repo = Offline::new();
     let mut first = start_hanging_up(&repo);
     let second = repo.run(&["up", "--only", "verify"]);
     assert_eq!(code(&second), 75);
@@ -386,7 +288,7 @@ fn a_second_up_on_the_same_environment_is_locked_out() {
 
 #[test]
 fn a_truncated_state_json_is_reported_not_overwritten() {
-    let repo = Repo::new();
+    let repo = Offline::new();
     fs::create_dir_all(repo.state_dir()).unwrap();
     let path = repo.state_dir().join("state.json");
     fs::write(&path, "{\"schema\": 1, \"env\": \"offline-env\", \"stag").unwrap();
@@ -403,30 +305,12 @@ fn a_truncated_state_json_is_reported_not_overwritten() {
     );
 }
 
-/// Every file under `dir`, with its content, except the run directories.
-fn snapshot(dir: &Path, skip: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.starts_with(skip) {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            out.extend(snapshot(&path, skip));
-        } else {
-            out.push((path.clone(), fs::read(&path).unwrap_or_default()));
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn dry_run_shows_nodes_and_commands_and_changes_nothing() {
     if !terraform_available() {
         return;
     }
-    let repo = Repo::new();
+    let repo = Offline::new();
     assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
     let runs = repo.state_dir().join("runs");
     let before = snapshot(repo.root(), &runs);
@@ -456,7 +340,7 @@ fn no_secret_lands_in_em_infra_files_and_down_clears_everything() {
     if !terraform_available() {
         return;
     }
-    let repo = Repo::new();
+    let repo = Offline::new();
     assert_eq!(code(&repo.run(&["up", "--to", "configure"])), 0);
     let token = fs::read_to_string(repo.state_dir().join("k3s-token"))
         .unwrap()
@@ -523,7 +407,7 @@ fn no_secret_lands_in_em_infra_files_and_down_clears_everything() {
 
 #[test]
 fn down_without_yes_refuses_when_not_interactive() {
-    let repo = Repo::new();
+    let repo = Offline::new();
     let out = repo.run(&["down"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("--yes"));

@@ -49,7 +49,10 @@ pub struct EventLog {
 
 impl EventLog {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(EventLog { file })
     }
 

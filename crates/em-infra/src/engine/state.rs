@@ -46,7 +46,12 @@ pub struct EnvState {
 
 impl EnvState {
     pub fn new(env: &str) -> Self {
-        EnvState { schema: SCHEMA, env: env.to_string(), stages: BTreeMap::new(), terraform_init: None }
+        EnvState {
+            schema: SCHEMA,
+            env: env.to_string(),
+            stages: BTreeMap::new(),
+            terraform_init: None,
+        }
     }
 
     pub fn path(state_dir: &Path) -> PathBuf {
@@ -88,7 +93,9 @@ impl EnvState {
     /// The first stage, in pipeline order, that did not finish: what `--resume` continues from.
     pub fn resume_point(&self) -> Option<Stage> {
         Stage::ALL.into_iter().find(|s| {
-            self.stages.get(s).is_some_and(|st| matches!(st.result, StageResult::Failed | StageResult::Interrupted))
+            self.stages.get(s).is_some_and(|st| {
+                matches!(st.result, StageResult::Failed | StageResult::Interrupted)
+            })
         })
     }
 }
@@ -164,8 +171,14 @@ mod tests {
         let path = EnvState::path(dir.path());
         std::fs::write(&path, "{\"schema\": 1, \"env\": \"e\", \"sta").unwrap();
         let err = EnvState::load(dir.path(), "e").unwrap_err();
-        assert_eq!(crate::exit::exit_code_of(&err), crate::exit::code::BAD_INPUT);
+        assert_eq!(
+            crate::exit::exit_code_of(&err),
+            crate::exit::code::BAD_INPUT
+        );
         assert!(err.to_string().contains("is corrupt"), "{err}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"schema\": 1, \"env\": \"e\", \"sta");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"schema\": 1, \"env\": \"e\", \"sta"
+        );
     }
 }

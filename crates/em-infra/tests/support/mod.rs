@@ -1,0 +1,180 @@
+//! Shared test support: a throwaway repository around the offline fixture environment, and
+//! helpers to run the real `em-infra` binary against it.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const ENV: &str = "offline-env";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// True when `terraform` runs here; skips (prints why) otherwise, and fails under CI.
+pub fn terraform_available() -> bool {
+    let ok = Command::new("terraform")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(!ci(), "terraform is required in CI");
+        eprintln!("skipping: terraform is not on PATH");
+    }
+    ok
+}
+
+/// A throwaway repository: the real `terraform/`, `ansible/`, `ansible.cfg` and `.venv`
+/// (symlinked), a copy of the offline fixture environment, and em-infra's state inside it.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let root = repo_root();
+        let r = dir.path();
+        for link in ["terraform", "ansible", "ansible.cfg", ".venv"] {
+            if root.join(link).exists() {
+                std::os::unix::fs::symlink(root.join(link), r.join(link)).unwrap();
+            }
+        }
+        let fixture = r.join("tests/fixtures").join(ENV);
+        fs::create_dir_all(&fixture).unwrap();
+        for entry in fs::read_dir(root.join("tests/fixtures").join(ENV)).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            let target = fixture.join(&name);
+            if entry.file_type().unwrap().is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), target).unwrap();
+            } else if name != ".terraform"
+                && !name.to_string_lossy().starts_with("terraform.tfstate")
+            {
+                fs::copy(entry.path(), target).unwrap();
+            }
+        }
+        fs::create_dir_all(r.join("home")).unwrap();
+        Repo { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn env_dir(&self) -> PathBuf {
+        self.root().join("tests/fixtures").join(ENV)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root().join(".em-infra").join(ENV)
+    }
+
+    /// Write an executable file under the repository (a test double, a vars file's helper…).
+    pub fn write_executable(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.root().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Environment for an em-infra run against this repository.
+    pub fn configure(&self, cmd: &mut Command) {
+        cmd.current_dir(self.root())
+            .env("EM_INFRA_ROOT", self.root())
+            .env("EM_INFRA_ENV", format!("tests/fixtures/{ENV}"))
+            .env("HOME", self.root().join("home"))
+            .env("NO_COLOR", "1")
+            .env_remove("EM_INFRA_STATE_DIR")
+            .stdin(Stdio::null());
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_em-infra"));
+        self.configure(&mut cmd);
+        cmd
+    }
+
+    pub fn state(&self) -> Value {
+        serde_json::from_str(&fs::read_to_string(self.state_dir().join("state.json")).unwrap())
+            .unwrap()
+    }
+
+    pub fn stage_result(&self, stage: &str) -> String {
+        self.state()["stages"][stage]["result"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn runs(&self) -> Vec<PathBuf> {
+        let mut runs: Vec<PathBuf> = fs::read_dir(self.state_dir().join("runs"))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .collect();
+        runs.sort();
+        runs
+    }
+
+    pub fn last_summary(&self) -> Value {
+        let last = self.runs().pop().expect("no runs");
+        serde_json::from_str(&fs::read_to_string(last.join("summary.json")).unwrap()).unwrap()
+    }
+
+    pub fn tfstate_serial(&self) -> u64 {
+        let text = fs::read_to_string(self.env_dir().join("terraform.tfstate")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["serial"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+/// Run a prepared command, echoing its stderr (the test's own output shows what happened).
+pub fn run_logged(cmd: &mut Command, label: &str) -> Output {
+    let out = cmd.output().unwrap();
+    eprintln!(
+        "--- {label} → {:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Every file under `dir` with its content, skipping anything under `skip`.
+pub fn snapshot(dir: &Path, skip: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.starts_with(skip) {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(snapshot(&path, skip));
+        } else {
+            out.push((path.clone(), fs::read(&path).unwrap_or_default()));
+        }
+    }
+    out.sort();
+    out
+}
