@@ -28,14 +28,14 @@ pub struct SourceFile {
 impl SourceFile {
     /// Read and parse `path`. An unreadable file is an error; a syntax error is a finding (so one
     /// broken file does not hide the problems in the others).
-    pub fn load(path: &Path) -> anyhow::Result<Result<SourceFile, Finding>> {
+    pub fn load(path: &Path) -> anyhow::Result<Result<SourceFile, Box<Finding>>> {
         let text =
             fs_err::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Ok(Self::parse(path, text))
     }
 
     /// Parse `text` as the contents of `path`.
-    pub fn parse(path: &Path, text: String) -> Result<SourceFile, Finding> {
+    pub fn parse(path: &Path, text: String) -> Result<SourceFile, Box<Finding>> {
         match hcl::edit::parser::parse_body(&text) {
             Ok(body) => Ok(SourceFile {
                 path: path.to_path_buf(),
@@ -44,7 +44,7 @@ impl SourceFile {
             }),
             Err(err) => {
                 let loc = err.location();
-                Err(Finding::new(
+                Err(Box::new(Finding::new(
                     path,
                     Some(loc.line()),
                     "syntax",
@@ -55,7 +55,7 @@ impl SourceFile {
                         err.message()
                     ),
                     "fix the syntax (`terraform fmt` shows the same error with context)",
-                ))
+                )))
             }
         }
     }

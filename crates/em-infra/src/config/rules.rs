@@ -443,7 +443,6 @@ pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
             gpu_worker_size: gpu_worker_size?,
             ssh_user: ssh_user?,
             ssh_public_key_path: ssh_public_key_path?,
-            _validated: (),
         })
     })();
     match inputs {

@@ -218,14 +218,14 @@ impl Values {
 pub fn merge(
     decls: &Declarations,
     tfvars_path: &Path,
-    tfvars: Result<SourceFile, Finding>,
+    tfvars: Result<SourceFile, Box<Finding>>,
 ) -> (Values, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut settings = BTreeMap::new();
     let mut assigned: BTreeMap<String, (Value, Arc<SourceFile>, Expression)> = BTreeMap::new();
 
     match tfvars {
-        Err(f) => findings.push(f),
+        Err(f) => findings.push(*f),
         Ok(file) => {
             let file = Arc::new(file);
             for block in file.body.blocks() {
@@ -256,7 +256,7 @@ pub fn merge(
                         file.line_of(attr),
                         &name,
                         file.snippet(&attr.value),
-                        "unknown variable: the environment declares no variable of this name",
+                        "unknown variable: the environment declares no variable of this name (Terraform would only warn and ignore the value)",
                         fix,
                     ));
                     continue;

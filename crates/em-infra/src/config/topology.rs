@@ -169,8 +169,10 @@ pub struct VmSize {
 /// The validated topology inputs (contract §1), typed.
 ///
 /// Only [`load`] (through the contract's rules) builds one, so every `Inputs` satisfies every
-/// rule and [`derive`] cannot fail. The private field keeps other code from building one by hand.
+/// rule and [`derive`] cannot fail. `non_exhaustive` keeps code outside this crate from building
+/// one by hand.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Inputs {
     pub cluster_name: String,
     pub proxmox_node: String,
@@ -193,7 +195,6 @@ pub struct Inputs {
     pub gpu_worker_size: VmSize,
     pub ssh_user: String,
     pub ssh_public_key_path: String,
-    pub(crate) _validated: (),
 }
 
 /// A node's role, as the `nodes` output and the inventory spell it.
@@ -499,7 +500,6 @@ mod tests {
             gpu_worker_size: size,
             ssh_user: "ubuntu".into(),
             ssh_public_key_path: "~/.ssh/id_ed25519.pub".into(),
-            _validated: (),
         }
     }
 

@@ -67,7 +67,7 @@ impl Module {
         for path in paths {
             match SourceFile::load(&path)? {
                 Ok(f) => files.push(Arc::new(f)),
-                Err(f) => findings.push(f),
+                Err(f) => findings.push(*f),
             }
         }
         let (decls, decl_findings) = Declarations::from_files(&files);
@@ -98,7 +98,7 @@ impl Module {
                 let local = source
                     .as_deref()
                     .filter(|s| s.starts_with("./") || s.starts_with("../"))
-                    .map(|s| self.dir.join(s));
+                    .map(|s| normalize(&self.dir.join(s)));
                 out.push(ModuleCall {
                     name: label(block).to_string(),
                     file: file.clone(),
@@ -191,6 +191,25 @@ pub fn check(env_dir: &Path) -> anyhow::Result<Vec<Finding>> {
     findings.extend(contract_variables(&root));
     findings.extend(provider_versions(&root, &modules));
     Ok(findings)
+}
+
+/// `a/b/../c` → `a/c` without touching the file system, so findings show module paths the way
+/// a reader finds them in the tree (`terraform/modules/vm/main.tf`), not via the caller.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 fn canonical(p: &Path) -> PathBuf {
@@ -690,6 +709,16 @@ output "worker_ips" { value = [] }
 output "gpu_worker_ips" { value = [] }
 output "nodes" { value = {} }
 "#;
+
+    #[test]
+    fn normalize_resolves_dot_dot() {
+        assert_eq!(
+            normalize(Path::new("/r/env/dev/../../modules/vm")),
+            Path::new("/r/modules/vm")
+        );
+        assert_eq!(normalize(Path::new("/r/env/./m")), Path::new("/r/env/m"));
+        assert_eq!(normalize(Path::new("../x")), Path::new("../x"));
+    }
 
     #[test]
     fn clean_tree_passes() {
