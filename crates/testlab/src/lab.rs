@@ -555,6 +555,15 @@ impl Lab {
                             return Err(std::io::Error::last_os_error());
                         }
                     }
+                    // nspawn outlives `em-testlab up`: it must not keep descriptors inherited
+                    // from our caller (e.g. the pipe of a `$(em-testlab up ...)`) open.
+                    // Marking them close-on-exec keeps std's exec-error pipe working.
+                    libc::syscall(
+                        libc::SYS_close_range,
+                        3u32,
+                        u32::MAX,
+                        libc::CLOSE_RANGE_CLOEXEC,
+                    );
                     Ok(())
                 });
             }

@@ -39,7 +39,10 @@ pub fn require_root_or_skip() -> bool {
             if ci {
                 panic!("CI=true but lab tests cannot run here (missing: {missing})");
             }
-            eprintln!("{SKIP_MESSAGE} (missing: {missing})");
+            // Written to the real stderr (not `eprintln!`), so the test harness's output capture
+            // does not hide the skip.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{SKIP_MESSAGE} (missing: {missing})");
             false
         }
     }
