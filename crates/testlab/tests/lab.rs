@@ -230,3 +230,44 @@ fn a_lab_whose_owner_was_killed_is_reaped() {
         assert!(!cg.exists(), "{} left behind", cg.display());
     }
 }
+
+/// Boot failures name the host, carry its logs, and leave nothing behind.
+#[test]
+fn boot_failures_name_the_host_and_leave_nothing() {
+    if !testlab::require_root_or_skip() {
+        return;
+    }
+    testlab::ensure_rootfs(&[]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let no_lab_uses = |dir: &std::path::Path| {
+        testlab::registered_labs()
+            .iter()
+            .filter_map(|id| Lab::attach_id(id).ok())
+            .all(|l| l.work_dir() != dir)
+    };
+
+    // nspawn itself fails.
+    let dir = tmp.path().join("broken");
+    let mut spec = LabSpec::new(&dir).host("broken-1", ip("10.231.0.61"));
+    spec.nspawn_args = vec!["--bind-ro=/nonexistent-testlab:/x".into()];
+    let err = format!("{:#}", Lab::up(spec).unwrap_err());
+    assert!(err.contains("host broken-1"), "{err}");
+    assert!(err.contains("/nonexistent-testlab"), "{err}");
+    assert!(!dir.exists());
+
+    // The host boots but sshd never comes up: bounded wait, journal tail in the error.
+    let dir = tmp.path().join("nossh");
+    let mut spec = LabSpec::new(&dir).host("nossh-1", ip("10.231.0.62"));
+    spec.nspawn_args = vec!["--bind-ro=/dev/null:/lib/systemd/system/ssh.service".into()];
+    spec.ready_timeout = std::time::Duration::from_secs(3);
+    let t = Instant::now();
+    let err = format!("{:#}", Lab::up(spec).unwrap_err());
+    assert!(t.elapsed().as_secs() < 30);
+    assert!(
+        err.contains("host nossh-1 (10.231.0.62) not SSH-ready after 3 s"),
+        "{err}"
+    );
+    assert!(err.contains("journal of nossh-1"), "{err}");
+    assert!(!dir.exists());
+    assert!(no_lab_uses(&dir));
+}
