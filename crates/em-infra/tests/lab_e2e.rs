@@ -3,49 +3,13 @@
 //! in network namespaces), then a no-op rerun, then `em-infra down --yes`.
 //!
 //! k3s itself cannot be downloaded here, so the configure stage installs the documented stand-in
-//! (`crates/k3s-standin`) through the role's air-gapped path; set `EM_INFRA_TEST_K3S_BINARY` (and
-//! `EM_INFRA_TEST_K3S_SHA256`) to run the same test with a real k3s binary.
+//! (`crates/k3s-standin`) through the role's air-gapped path; `EM_INFRA_TEST_K3S_BINARY` runs the
+//! same test with a real k3s binary (see `support::k3s_binary`).
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
 
 mod support;
-use support::{Repo, code, run_logged, stderr, terraform_available};
-
-/// The fixture's nodes (tests/fixtures/offline-env/terraform.tfvars).
-const NODES: [(&str, &str); 3] = [
-    ("lab-cp-1", "10.231.0.11"),
-    ("lab-worker-1", "10.231.0.21"),
-    ("lab-worker-2", "10.231.0.22"),
-];
-
-/// The k3s binary to install: the real one when given, else the stand-in built with the workspace.
-fn k3s_binary() -> (PathBuf, String) {
-    let path = std::env::var_os("EM_INFRA_TEST_K3S_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let standin = support::repo_root().join("target/debug/k3s-standin");
-            if !standin.is_file() {
-                let status = Command::new(env!("CARGO"))
-                    .args(["build", "-p", "k3s-standin"])
-                    .current_dir(support::repo_root())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "building the k3s stand-in failed");
-            }
-            standin
-        });
-    let sha = std::env::var("EM_INFRA_TEST_K3S_SHA256").unwrap_or_else(|_| {
-        let out = Command::new("sha256sum").arg(&path).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    });
-    (path, sha)
-}
+use support::{Repo, code, stderr, terraform_available};
 
 #[test]
 fn up_twice_then_down_against_lab_hosts() {
@@ -53,27 +17,8 @@ fn up_twice_then_down_against_lab_hosts() {
         return;
     }
     let repo = Repo::new();
-    let mut spec = testlab::LabSpec::new(repo.root().join("lab"));
-    for (name, ip) in NODES {
-        spec = spec.host(name, ip.parse().unwrap());
-    }
-    let mut lab = testlab::Lab::up(spec).expect("lab up");
-
-    let (k3s, sha) = k3s_binary();
-    let vars = repo.root().join("site-vars.json");
-    fs::write(
-        &vars,
-        serde_json::json!({ "k3s_binary_local_path": k3s, "k3s_binary_sha256": sha }).to_string(),
-    )
-    .unwrap();
-    let em = |args: &[&str]| {
-        let mut cmd = lab.command(env!("CARGO_BIN_EXE_em-infra"));
-        repo.configure(&mut cmd);
-        cmd.envs(lab.ansible_env())
-            .env("EM_INFRA_ANSIBLE_VARS_FILE", &vars)
-            .args(args);
-        run_logged(&mut cmd, &format!("em-infra {}", args.join(" ")))
-    };
+    let mut lab = support::lab_for_fixture(&repo);
+    let em = |args: &[&str]| support::em_in_lab(&lab, &repo, args);
 
     // First run: every stage succeeds (prepare is skipped: it needs a Proxmox host).
     let first = em(&["up", "--json"]);
@@ -131,7 +76,7 @@ fn up_twice_then_down_against_lab_hosts() {
     let run_dir = repo.runs().pop().unwrap();
     let configure_log = fs::read_to_string(run_dir.join("configure.log")).unwrap();
     let recap = em_infra::ansible::parse_recap(&configure_log);
-    assert_eq!(recap.len(), NODES.len(), "{configure_log}");
+    assert_eq!(recap.len(), support::LAB_NODES.len(), "{configure_log}");
     assert!(
         recap
             .iter()

@@ -178,3 +178,70 @@ pub fn snapshot(dir: &Path, skip: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+// ---- Lab hosts for the fixture environment (tests that need root) ----
+
+/// The fixture's nodes (tests/fixtures/offline-env/terraform.tfvars).
+pub const LAB_NODES: [(&str, &str); 3] = [
+    ("lab-cp-1", "10.231.0.11"),
+    ("lab-worker-1", "10.231.0.21"),
+    ("lab-worker-2", "10.231.0.22"),
+];
+
+/// The k3s binary the configure stage installs: a real one from `EM_INFRA_TEST_K3S_BINARY` (with
+/// `EM_INFRA_TEST_K3S_SHA256`, else its sha256 is computed), else the stand-in built with the
+/// workspace.
+pub fn k3s_binary() -> (PathBuf, String) {
+    let path = std::env::var_os("EM_INFRA_TEST_K3S_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let standin = repo_root().join("target/debug/k3s-standin");
+            if !standin.is_file() {
+                let status = Command::new(env!("CARGO"))
+                    .args(["build", "-p", "k3s-standin"])
+                    .current_dir(repo_root())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "building the k3s stand-in failed");
+            }
+            standin
+        });
+    let sha = std::env::var("EM_INFRA_TEST_K3S_SHA256").unwrap_or_else(|_| {
+        let out = Command::new("sha256sum").arg(&path).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    });
+    (path, sha)
+}
+
+/// Boot lab hosts with the fixture's names and addresses, and write the Ansible variables that
+/// install `k3s_binary()` through the air-gapped path (`<repo>/site-vars.json`).
+pub fn lab_for_fixture(repo: &Repo) -> testlab::Lab {
+    let mut spec = testlab::LabSpec::new(repo.root().join("lab"));
+    for (name, ip) in LAB_NODES {
+        spec = spec.host(name, ip.parse().unwrap());
+    }
+    let (k3s, sha) = k3s_binary();
+    fs::write(
+        repo.root().join("site-vars.json"),
+        serde_json::json!({ "k3s_binary_local_path": k3s, "k3s_binary_sha256": sha }).to_string(),
+    )
+    .unwrap();
+    testlab::Lab::up(spec).expect("lab up")
+}
+
+/// Run em-infra inside the lab's controller namespace, with the lab's SSH settings.
+pub fn em_in_lab(lab: &testlab::Lab, repo: &Repo, args: &[&str]) -> Output {
+    let mut cmd = lab.command(env!("CARGO_BIN_EXE_em-infra"));
+    repo.configure(&mut cmd);
+    cmd.envs(lab.ansible_env())
+        .env(
+            "EM_INFRA_ANSIBLE_VARS_FILE",
+            repo.root().join("site-vars.json"),
+        )
+        .args(args);
+    run_logged(&mut cmd, &format!("em-infra {}", args.join(" ")))
+}
