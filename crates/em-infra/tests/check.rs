@@ -798,48 +798,250 @@ fn terraform_and_check_agree_on_every_corpus_file() {
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
 
-/// Terraform only warns about a tfvars value for an undeclared variable (and ignores it);
-/// `check` refuses it. The test pins that known, deliberate difference.
+/// Tfvars beyond the corpus: several mistakes at once (which of them each tool reports depends
+/// on how validation rules that read other variables are skipped), and values Terraform converts
+/// or accepts that a stricter reading might refuse. `None` = both must accept.
+const COMBINED: &[(&str, &str, &[&str])] = &[
+    (
+        "placement-with-bad-cluster-name",
+        "cluster_name = \"Bad\"\nnode_placement = { \"x\" = \"pve\" }",
+        &["cluster_name"],
+    ),
+    (
+        "too-many-workers-in-small-net",
+        "network_cidr = \"10.231.0.0/27\"\nworker_count = 31",
+        &["worker_count"],
+    ),
+    (
+        "gateway-outside-and-bad-gpu",
+        "gateway = \"10.231.1.1\"\ngpu_workers = [{ mapping = \"0bad\" }]",
+        &["gpu_workers"],
+    ),
+    (
+        "malformed-gateway-and-bad-gpu",
+        "gateway = \"bad\"\ngpu_workers = [{ mapping = \"0bad\" }]",
+        &["gpu_workers"],
+    ),
+    (
+        "bad-cidr-and-gateway",
+        "network_cidr = \"10.231.0/24\"\ngateway = \"10.231.1.1\"",
+        &["network_cidr"],
+    ),
+    (
+        "fractional-base-and-clash",
+        "vm_id_base = 9100.5\ntemplate_vm_id = 9110",
+        &["vm_id_base"],
+    ),
+    (
+        "bad-name-and-template-clash",
+        "cluster_name = \"Bad\"\ntemplate_vm_id = 9110",
+        &["cluster_name"],
+    ),
+    (
+        "placement-bad-value-and-key",
+        "node_placement = { \"x\" = \"pve_2\" }",
+        &["node_placement"],
+    ),
+    (
+        "dns-and-vlan",
+        "dns_servers = [\"1.1.1\"]\nvlan_id = 0",
+        &["dns_servers", "vlan_id"],
+    ),
+    (
+        "offset-fraction-small-net",
+        "network_cidr = \"10.231.0.0/28\"\nfirst_host_offset = 1.5",
+        &["first_host_offset"],
+    ),
+    (
+        "offset-zero-and-low-base",
+        "first_host_offset = 0\nvm_id_base = 1",
+        &["first_host_offset", "vm_id_base"],
+    ),
+    (
+        "gateway-leading-zero",
+        "gateway = \"10.231.0.01\"",
+        &["gateway"],
+    ),
+    (
+        "cidr-prefix-leading-zero",
+        "network_cidr = \"10.231.0.0/024\"",
+        &["network_cidr"],
+    ),
+    (
+        "gpu-empty-mapping",
+        "gpu_workers = [{ mapping = \"\" }]",
+        &["gpu_workers"],
+    ),
+    (
+        "gpu-empty-node",
+        "gpu_workers = [{ mapping = \"gpu0\", proxmox_node = \"\" }]",
+        &["gpu_workers"],
+    ),
+    (
+        "gpu-same-pci-twice",
+        "gpu_workers = [{ pci_id = \"0000:01:00.0\" }, { pci_id = \"0000:01:00.0\" }]\nallow_raw_pci_ids = true",
+        &["gpu_workers"],
+    ),
+    (
+        "network-cidr-null",
+        "network_cidr = null",
+        &["network_cidr"],
+    ),
+    (
+        "gateway-broadcast-of-slash-8",
+        "network_cidr = \"10.0.0.0/8\"\ngateway = \"10.255.255.255\"",
+        &["gateway"],
+    ),
+    (
+        "host-bits-in-cidr",
+        "network_cidr = \"10.231.0.77/24\"",
+        &[],
+    ),
+    (
+        "strings-and-nulls-converted",
+        "worker_count = \"3\"\nvlan_id = \"20\"\nallow_raw_pci_ids = \"true\"\nworker_size = { cores = 2, memory_mb = \"4096\", disk_gb = 32 }\ncluster_name = null\ndns_servers = null",
+        &[],
+    ),
+    (
+        "smallest-network",
+        "network_cidr = \"10.231.0.0/30\"\ngateway = \"10.231.0.2\"\nworker_count = 0\nfirst_host_offset = 1",
+        &[],
+    ),
+];
+
+/// Every COMBINED case on top of a valid base (a case's own assignments replace the base's).
+fn combined_tfvars(dir: &Path) -> Vec<(String, PathBuf, BTreeSet<String>)> {
+    const BASE: &[(&str, &str)] = &[
+        ("network_cidr", "\"10.231.0.0/24\""),
+        ("gateway", "\"10.231.0.1\""),
+    ];
+    COMBINED
+        .iter()
+        .map(|(name, body, expect)| {
+            let mut text: String = BASE
+                .iter()
+                .filter(|(k, _)| !body.lines().any(|l| l.starts_with(&format!("{k} "))))
+                .map(|(k, v)| format!("{k} = {v}\n"))
+                .collect();
+            text.push_str(body);
+            text.push('\n');
+            let path = dir.join(format!("{name}.tfvars"));
+            fs_err::write(&path, text).unwrap();
+            (
+                name.to_string(),
+                path,
+                expect.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn terraform_only_warns_about_an_unknown_variable() {
+fn terraform_and_check_agree_on_combined_mistakes() {
     let Some(fx) = TfFixture::new() else { return };
-    let tfvars = fx.dir.join("typo.tfvars");
-    fs_err::write(
-        &tfvars,
-        "network_cidr = \"10.231.0.0/24\"\ngateway      = \"10.231.0.1\"\nworker_cont  = 3\n",
-    )
-    .unwrap();
-    let plan = fx.terraform(&[
-        "plan",
-        "-input=false",
-        "-no-color",
-        "-lock=false",
-        &format!("-var-file={}", tfvars.display()),
-    ]);
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&plan.stdout),
-        String::from_utf8_lossy(&plan.stderr)
-    );
-    assert!(plan.status.success(), "{out}");
-    assert!(
-        out.contains("Value for undeclared variable") && out.contains("worker_cont"),
-        "{out}"
-    );
-    let (code, json, _) = check_json(
-        &repo_root(),
-        &[
-            "--env",
-            "tests/fixtures/offline-env",
-            "--tfvars",
-            tfvars.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 2);
-    assert_eq!(
-        finding_vars(&json),
-        BTreeSet::from(["worker_cont".to_string()])
-    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut disagreements = Vec::new();
+    for (name, file, expected) in combined_tfvars(tmp.path()) {
+        let plan = fx.terraform(&[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            &format!("-var-file={}", file.display()),
+        ]);
+        let tf_out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&plan.stdout),
+            String::from_utf8_lossy(&plan.stderr)
+        );
+        let tf_vars = terraform_error_vars(&tf_out);
+        let (code, json, _) = check_json(
+            &repo_root(),
+            &[
+                "--env",
+                "tests/fixtures/offline-env",
+                "--tfvars",
+                file.to_str().unwrap(),
+            ],
+        );
+        let rust_vars = finding_vars(&json);
+        let accept = expected.is_empty();
+        let agree = plan.status.success() == accept
+            && (code == 0) == accept
+            && tf_vars == expected
+            && rust_vars == expected;
+        if !agree {
+            disagreements.push(format!(
+                "{name}: expected {expected:?}; terraform exit {:?} naming {tf_vars:?}; em-infra exit {code} naming {rust_vars:?}\n{tf_out}",
+                plan.status.code()
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// Where `check` is deliberately stricter than Terraform, pinned so a change on either side
+/// shows up: Terraform only warns about (and ignores) a tfvars value for an undeclared variable,
+/// and silently drops an object attribute the type does not declare. Both are typos that would
+/// otherwise change nothing, or the wrong thing, without a word.
+#[test]
+fn check_is_stricter_than_terraform_on_typos() {
+    let Some(fx) = TfFixture::new() else { return };
+    let cases = [
+        (
+            "typo-variable",
+            "worker_cont  = 3\n",
+            "worker_cont",
+            Some("Value for undeclared variable"),
+        ),
+        (
+            "typo-attribute",
+            "gpu_workers  = [{ mapping = \"gpu0\", proxmox_nod = \"pve2\" }]\n",
+            "gpu_workers[0].proxmox_nod",
+            None,
+        ),
+    ];
+    for (name, extra, field, tf_warning) in cases {
+        let tfvars = fx.dir.join(format!("{name}.tfvars"));
+        fs_err::write(
+            &tfvars,
+            format!("network_cidr = \"10.231.0.0/24\"\ngateway      = \"10.231.0.1\"\n{extra}"),
+        )
+        .unwrap();
+        let plan = fx.terraform(&[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            &format!("-var-file={}", tfvars.display()),
+        ]);
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&plan.stdout),
+            String::from_utf8_lossy(&plan.stderr)
+        );
+        assert!(plan.status.success(), "{name}: terraform accepts it\n{out}");
+        if let Some(warning) = tf_warning {
+            assert!(out.contains(warning), "{name}: {out}");
+        }
+        let (code, json, _) = check_json(
+            &repo_root(),
+            &[
+                "--env",
+                "tests/fixtures/offline-env",
+                "--tfvars",
+                tfvars.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 2, "{name}");
+        let fields: Vec<&str> = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, [field], "{name}");
+    }
 }
 
 /// A topology that exercises every derivation path: a /22 (IPs cross an octet), workers, a GPU

@@ -310,19 +310,6 @@ pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
         .then_some(v as u32)
     });
     let allow_raw_pci_ids = r.bool("allow_raw_pci_ids");
-    let gpu_workers = r.gpu_workers(allow_raw_pci_ids);
-    let node_placement = r.node_placement_values();
-    let network = r.network_cidr();
-    let gateway = r.string("gateway").and_then(|v| {
-        let ip = parse_ipv4(&v);
-        r.check(
-            "gateway",
-            ip.is_some(),
-            "is not an IPv4 address",
-            "write it like \"192.168.10.1\" (no prefix, no leading zeros)",
-        );
-        ip
-    });
     let first_host_offset = r.number("first_host_offset").and_then(|v| {
         r.check(
             "first_host_offset",
@@ -343,24 +330,6 @@ pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
         .then_some(v)
     });
     let vlan_id = r.vlan_id();
-    let vm_id_base = r.number("vm_id_base").and_then(|v| {
-        r.check(
-            "vm_id_base",
-            is_whole(v),
-            "is not a whole number",
-            "use a whole number such as 9100",
-        )
-        .then_some(v as u64)
-    });
-    let template_vm_id = r.number("template_vm_id").and_then(|v| {
-        r.check(
-            "template_vm_id",
-            is_whole(v) && (100.0..=999_999_999.0).contains(&v),
-            "must be a whole number from 100 to 999999999",
-            "use the template's VM ID, e.g. 9000",
-        )
-        .then_some(v as u64)
-    });
     let datastore_id = r.string("datastore_id").and_then(|v| {
         r.check(
             "datastore_id",
@@ -393,30 +362,28 @@ pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
         .then_some(v)
     });
 
-    // Cross-variable rules: each runs only when every variable it reads passed its own rules.
+    // Variables whose validation blocks read other variables. Terraform evaluates all of a
+    // variable's validation blocks as one graph node that depends on every variable any of them
+    // reads (conditions and error messages alike); when one of those is invalid, the node is
+    // skipped, so none of that variable's rules is reported. Observed with Terraform 1.11 and
+    // pinned by tests/check.rs; the same gating here keeps both tools naming the same variables.
+    let gpu_workers = allow_raw_pci_ids.and_then(|allow| r.gpu_workers(allow));
     let counts = worker_count.zip(gpu_workers.as_ref().map(|g| g.len() as u32));
-    let node_placement = match (node_placement, &cluster_name, counts) {
-        (Some(p), Some(name), Some((wc, gc))) => r.node_placement_keys(p, name, wc, gc),
+    let node_placement = match (&cluster_name, counts) {
+        (Some(name), Some((wc, gc))) => r.node_placement(name, wc, gc),
         _ => None,
     };
-    let network = match (network, first_host_offset, counts) {
-        (Some(net), Some(fho), Some((wc, gc))) => r.enough_addresses(net, fho, wc, gc),
+    let network = match (first_host_offset, counts) {
+        (Some(fho), Some((wc, gc))) => r.network_cidr(fho, wc, gc),
         _ => None,
     };
-    let gateway = match (gateway, network, first_host_offset, counts, &cluster_name) {
-        (Some(gw), Some(net), Some(fho), Some((wc, gc)), Some(name)) => {
-            r.gateway_in_network(gw, net, fho, name, wc, gc)
-        }
+    let vm_id_base = counts.and_then(|(wc, gc)| r.vm_id_base(wc, gc));
+    let gateway = match (network, first_host_offset, counts, &cluster_name) {
+        (Some(net), Some(fho), Some((wc, gc)), Some(name)) => r.gateway(net, fho, name, wc, gc),
         _ => None,
     };
-    let vm_id_base = match (vm_id_base, counts) {
-        (Some(base), Some((wc, gc))) => r.vm_id_range(base, wc, gc),
-        _ => None,
-    };
-    let template_vm_id = match (template_vm_id, vm_id_base, counts, &cluster_name) {
-        (Some(t), Some(base), Some((wc, gc)), Some(name)) => {
-            r.template_not_a_node(t, base, name, wc, gc)
-        }
+    let template_vm_id = match (vm_id_base, counts, &cluster_name) {
+        (Some(base), Some((wc, gc)), Some(name)) => r.template_vm_id(base, name, wc, gc),
         _ => None,
     };
 
@@ -571,7 +538,7 @@ impl Rules<'_> {
         )
     }
 
-    fn gpu_workers(&mut self, allow_raw: Option<bool>) -> Option<Vec<GpuWorker>> {
+    fn gpu_workers(&mut self, allow_raw: bool) -> Option<Vec<GpuWorker>> {
         const NAME: &str = "gpu_workers";
         let v = self.value(NAME)?;
         let items = self.typed(NAME, &ValuePath::root(), &v, "a list", |v| {
@@ -650,7 +617,7 @@ impl Rules<'_> {
                         "write the full address as `lspci -D` prints it, e.g. \"0000:01:00.0\"",
                     );
                 }
-                if allow_raw == Some(false) {
+                if !allow_raw {
                     self.report(
                         NAME,
                         &path.key("pci_id"),
@@ -695,7 +662,13 @@ impl Rules<'_> {
         (self.findings.len() == before).then_some(out)
     }
 
-    fn node_placement_values(&mut self) -> Option<BTreeMap<String, String>> {
+    /// `node_placement`: each value a Proxmox node name, each key a node of this cluster.
+    fn node_placement(
+        &mut self,
+        cluster: &str,
+        wc: u32,
+        gc: u32,
+    ) -> Option<BTreeMap<String, String>> {
         const NAME: &str = "node_placement";
         let v = self.value(NAME)?;
         let map = self.typed(
@@ -705,63 +678,50 @@ impl Rules<'_> {
             "a map of node name to Proxmox node",
             |v| v.as_object().cloned(),
         )?;
-        let mut out = BTreeMap::new();
-        let mut ok = true;
-        for (key, value) in &map {
-            match value.as_str() {
-                Some(s) if is_node_name(s) => {
-                    out.insert(key.clone(), s.to_string());
-                }
-                _ => {
-                    ok = false;
-                    self.report(
-                        NAME,
-                        &ValuePath::root().key(key),
-                        Some(value),
-                        "is not a valid Proxmox node name (letters, digits and '-', not starting or ending with '-')",
-                        "use the Proxmox node name, e.g. \"pve\"",
-                    );
-                }
-            }
-        }
-        ok.then_some(out)
-    }
-
-    fn node_placement_keys(
-        &mut self,
-        map: BTreeMap<String, String>,
-        cluster: &str,
-        wc: u32,
-        gc: u32,
-    ) -> Option<BTreeMap<String, String>> {
         let names: Vec<String> = node_slots(cluster, wc, gc)
             .into_iter()
             .map(|(n, _, _)| n)
             .collect();
-        let mut ok = true;
+        let before = self.findings.len();
+        let mut out = BTreeMap::new();
         for (key, value) in &map {
+            let path = ValuePath::root().key(key);
+            match value.as_str() {
+                Some(s) if is_node_name(s) => {
+                    out.insert(key.clone(), s.to_string());
+                }
+                _ => self.report(
+                    NAME,
+                    &path,
+                    Some(value),
+                    "is not a valid Proxmox node name (letters, digits and '-', not starting or ending with '-')",
+                    "use the Proxmox node name, e.g. \"pve\"",
+                ),
+            }
             if !names.contains(key) {
-                ok = false;
-                let suggestion =
-                    crate::config::finding::did_you_mean(key, names.iter().map(String::as_str));
+                let fix = match crate::config::finding::did_you_mean(
+                    key,
+                    names.iter().map(String::as_str),
+                ) {
+                    Some(s) => {
+                        format!("did you mean \"{s}\"? Node names are: {}", names.join(", "))
+                    }
+                    None => format!("use one of {}, or remove the entry", names.join(", ")),
+                };
                 self.report(
-                    "node_placement",
-                    &ValuePath::root().key(key),
-                    Some(&Value::from(value.clone())),
-                    "is not a node name of this cluster",
-                    match suggestion {
-                        Some(s) => {
-                            format!("did you mean \"{s}\"? Node names are: {}", names.join(", "))
-                        }
-                        None => format!("use one of {}, or remove the entry", names.join(", ")),
-                    },
+                    NAME,
+                    &path,
+                    Some(value),
+                    format!("\"{key}\" is not a node name of this cluster"),
+                    fix,
                 );
             }
         }
-        ok.then_some(map)
+        (self.findings.len() == before).then_some(out)
     }
 
-    fn network_cidr(&mut self) -> Option<Ipv4Cidr> {
+    /// `network_cidr`: an IPv4 CIDR with prefix /8–/30 and room for the highest host number.
+    fn network_cidr(&mut self, fho: u64, wc: u32, gc: u32) -> Option<Ipv4Cidr> {
         const NAME: &str = "network_cidr";
         let text = self.string(NAME)?;
         let Some(net) = Ipv4Cidr::parse(&text) else {
@@ -773,20 +733,19 @@ impl Rules<'_> {
             );
             return None;
         };
-        self.check(
+        if !self.check(
             NAME,
             (8..=30).contains(&net.prefix()),
             &format!("has prefix length /{}, outside /8 to /30", net.prefix()),
             "use a prefix from /8 to /30 (e.g. /24), so the network has room for a gateway and the nodes",
-        )
-        .then_some(net)
-    }
-
-    fn enough_addresses(&mut self, net: Ipv4Cidr, fho: u64, wc: u32, gc: u32) -> Option<Ipv4Cidr> {
+        ) {
+            return None;
+        }
+        // Enough addresses: the highest host number in use stays below the broadcast address.
         let slot = u64::from(highest_slot(wc, gc));
         let last = fho + slot;
         self.check(
-            "network_cidr",
+            NAME,
             last < net.broadcast_host(),
             &format!(
                 "is too small: it has host numbers 1-{}, but the last node needs host number {last} \
@@ -798,10 +757,9 @@ impl Rules<'_> {
         .then_some(net)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn gateway_in_network(
+    /// `gateway`: an IPv4 host address inside the network that no node uses.
+    fn gateway(
         &mut self,
-        gw: Ipv4Addr,
         net: Ipv4Cidr,
         fho: u64,
         cluster: &str,
@@ -809,6 +767,16 @@ impl Rules<'_> {
         gc: u32,
     ) -> Option<Ipv4Addr> {
         const NAME: &str = "gateway";
+        let text = self.string(NAME)?;
+        let Some(gw) = parse_ipv4(&text) else {
+            self.check(
+                NAME,
+                false,
+                "is not an IPv4 address",
+                "write it like \"192.168.10.1\" (no prefix, no leading zeros)",
+            );
+            return None;
+        };
         let first = net.host(1).map(|ip| ip.to_string()).unwrap_or_default();
         if !net.contains(gw) {
             self.check(
@@ -893,33 +861,57 @@ impl Rules<'_> {
         .then_some(Some(n as u16))
     }
 
-    fn vm_id_range(&mut self, base: u64, wc: u32, gc: u32) -> Option<u64> {
-        let top = base + u64::from(highest_slot(wc, gc));
-        let max_base = 999_999_999 - u64::from(highest_slot(wc, gc));
+    /// `vm_id_base`: a whole number putting every node's VM ID inside 100–999999999.
+    fn vm_id_base(&mut self, wc: u32, gc: u32) -> Option<u64> {
+        const NAME: &str = "vm_id_base";
+        let v = self.number(NAME)?;
+        if !self.check(
+            NAME,
+            is_whole(v),
+            "is not a whole number",
+            "use a whole number such as 9100",
+        ) {
+            return None;
+        }
+        let slot = u64::from(highest_slot(wc, gc));
+        // Negative bases saturate to 0 here, which the range check rejects all the same.
+        let base = v.max(0.0) as u64;
+        let top = base + slot;
         self.check(
-            "vm_id_base",
-            base >= 100 && top <= 999_999_999,
-            &format!("puts node VM IDs at {base}-{top}, outside Proxmox's range 100-999999999"),
-            &format!("choose a vm_id_base from 100 to {max_base} (e.g. 9100)"),
+            NAME,
+            v >= 100.0 && top <= 999_999_999,
+            &format!(
+                "puts node VM IDs at {v}-{}, outside Proxmox's range 100-999999999",
+                v + slot as f64
+            ),
+            &format!(
+                "choose a vm_id_base from 100 to {} (e.g. 9100)",
+                999_999_999 - slot
+            ),
         )
         .then_some(base)
     }
 
-    fn template_not_a_node(
-        &mut self,
-        template: u64,
-        base: u64,
-        cluster: &str,
-        wc: u32,
-        gc: u32,
-    ) -> Option<u64> {
+    /// `template_vm_id`: a whole number 100–999999999 that is no node's VM ID.
+    fn template_vm_id(&mut self, base: u64, cluster: &str, wc: u32, gc: u32) -> Option<u64> {
+        const NAME: &str = "template_vm_id";
+        let v = self.number(NAME)?;
+        if !self.check(
+            NAME,
+            is_whole(v) && (100.0..=999_999_999.0).contains(&v),
+            "must be a whole number from 100 to 999999999",
+            "use the template's VM ID, e.g. 9000",
+        ) {
+            return None;
+        }
+        let template = v as u64;
         let clash = node_slots(cluster, wc, gc)
             .into_iter()
             .find(|(_, _, slot)| base + u64::from(*slot) == template);
         match clash {
             Some((node, _, _)) => {
                 self.check(
-                    "template_vm_id",
+                    NAME,
                     false,
                     &format!("is also the VM ID of node {node} (vm_id_base {base} + its slot)"),
                     "move the template or vm_id_base so the ranges do not overlap",
@@ -1266,6 +1258,31 @@ mod tests {
         assert_eq!(fields("vlan_id = 4095"), ["vlan_id"]);
         assert!(fields("vlan_id = 4094").is_empty());
         assert!(fields("vlan_id = null").is_empty());
+    }
+
+    /// Terraform skips *all* rules of a variable when any of its validation blocks reads an
+    /// invalid variable (observed with Terraform 1.11; tests/check.rs compares with the real thing).
+    #[test]
+    fn a_variable_reading_an_invalid_one_is_not_judged() {
+        // gateway's node-IP rule reads gpu_workers: even a malformed gateway goes unreported.
+        assert_eq!(
+            fields("gateway = \"bad\"\ngpu_workers = [{ mapping = \"0bad\" }]"),
+            ["gpu_workers[0].mapping"]
+        );
+        assert_eq!(fields("worker_count = 31\nvm_id_base = 9100.5"), ["worker_count"]);
+        // template_vm_id's message names the clashing node, so it reads cluster_name.
+        assert_eq!(fields("cluster_name = \"B\"\ntemplate_vm_id = 9110"), ["cluster_name"]);
+        assert_eq!(
+            fields("cluster_name = \"B\"\nnode_placement = { x = \"pve_1\" }"),
+            ["cluster_name"]
+        );
+        // Independent variables are all reported.
+        assert_eq!(fields("dns_servers = [\"1.1.1\"]\nvlan_id = 0"), ["dns_servers[0]", "vlan_id"]);
+        // Both rules of one variable are reported together.
+        assert_eq!(
+            fields("node_placement = { x = \"pve_1\" }"),
+            ["node_placement.x", "node_placement.x"]
+        );
     }
 
     #[test]
