@@ -1269,15 +1269,24 @@ mod tests {
             fields("gateway = \"bad\"\ngpu_workers = [{ mapping = \"0bad\" }]"),
             ["gpu_workers[0].mapping"]
         );
-        assert_eq!(fields("worker_count = 31\nvm_id_base = 9100.5"), ["worker_count"]);
+        assert_eq!(
+            fields("worker_count = 31\nvm_id_base = 9100.5"),
+            ["worker_count"]
+        );
         // template_vm_id's message names the clashing node, so it reads cluster_name.
-        assert_eq!(fields("cluster_name = \"B\"\ntemplate_vm_id = 9110"), ["cluster_name"]);
+        assert_eq!(
+            fields("cluster_name = \"B\"\ntemplate_vm_id = 9110"),
+            ["cluster_name"]
+        );
         assert_eq!(
             fields("cluster_name = \"B\"\nnode_placement = { x = \"pve_1\" }"),
             ["cluster_name"]
         );
         // Independent variables are all reported.
-        assert_eq!(fields("dns_servers = [\"1.1.1\"]\nvlan_id = 0"), ["dns_servers[0]", "vlan_id"]);
+        assert_eq!(
+            fields("dns_servers = [\"1.1.1\"]\nvlan_id = 0"),
+            ["dns_servers[0]", "vlan_id"]
+        );
         // Both rules of one variable are reported together.
         assert_eq!(
             fields("node_placement = { x = \"pve_1\" }"),
