@@ -47,9 +47,15 @@ impl Finding {
 
     /// The same finding with `file` shown relative to `base` when it lies below it (shorter
     /// output, and stable across checkouts so tests and users can compare messages).
+    /// Paths inside the message and the fix are shortened the same way.
     pub fn relative_to(mut self, base: &Path) -> Self {
         if let Ok(rel) = self.file.strip_prefix(base) {
             self.file = rel.to_path_buf();
+        }
+        let prefix = format!("{}/", base.display());
+        if prefix.len() > 1 {
+            self.message = self.message.replace(&prefix, "");
+            self.fix = self.fix.replace(&prefix, "");
         }
         self
     }

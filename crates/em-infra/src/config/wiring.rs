@@ -190,6 +190,8 @@ pub fn check(env_dir: &Path) -> anyhow::Result<Vec<Finding>> {
     findings.extend(contract_outputs(&root));
     findings.extend(contract_variables(&root));
     findings.extend(provider_versions(&root, &modules));
+    // Reading order: file by file, top to bottom.
+    findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(findings)
 }
 
@@ -397,7 +399,23 @@ fn contract_variables(root: &Module) -> Vec<Finding> {
         }
         let effective = effective_default(decl, cv.name, &children);
         let expected = cv.default_value();
-        if effective != expected {
+        // A null default that no module replaces usually means the variable never reaches the
+        // module that holds the real default (a misspelt or missing module argument).
+        let dropped = decl.default == Some(hcl::Value::Null) && effective == Some(hcl::Value::Null);
+        if effective != expected && dropped && expected != Some(hcl::Value::Null) {
+            findings.push(Finding::new(
+                &decl.file.path,
+                decl_block_attr(decl, "default").or(decl.line),
+                format!("variable.{}.default", cv.name),
+                Some("null".into()),
+                format!(
+                    "defaults to null but is not passed as `{0} = var.{0}` to a module that supplies the contract's default {1}, so leaving it out of the tfvars gives null",
+                    cv.name,
+                    expected.as_ref().map_or("(required)".to_string(), crate::config::finding::render_value)
+                ),
+                format!("pass it to the topology module (`{0} = var.{0}`), or declare the contract's default here", cv.name),
+            ));
+        } else if effective != expected {
             let show = |v: &Option<hcl::Value>| {
                 v.as_ref().map_or(
                     "(required)".to_string(),
