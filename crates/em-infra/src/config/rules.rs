@@ -3,9 +3,10 @@
 //! These are the same rules as the `validation` blocks in `terraform/modules/topology`, with the
 //! same attribution: each problem is reported on the variable whose validation block holds the
 //! rule (e.g. "not enough addresses" is a `network_cidr` finding, "gateway is a node's IP" a
-//! `gateway` finding). As in Terraform, a rule that reads another variable is skipped while that
-//! variable is itself invalid, so one mistake is reported once, where it was made.
-//! `tests/tfvars-corpus` pins the verdicts of both implementations against each other.
+//! `gateway` finding). As in Terraform, all rules of a variable are skipped while any variable
+//! one of its validation blocks reads is itself invalid, so one mistake is reported once, where
+//! it was made. `tests/tfvars-corpus` and the combined cases in `tests/check.rs` pin the verdicts
+//! (and the variables named) of both implementations against each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
