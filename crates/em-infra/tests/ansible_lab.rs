@@ -1,0 +1,560 @@
+//! Lab integration test of the configure layer: real Terraform state → `em-infra inventory` →
+//! real `ansible-playbook` over real SSH against systemd hosts (systemd-nspawn containers in
+//! network namespaces, see `crates/testlab`).
+//!
+//! `site.yml` runs twice (the second run must report `changed=0 failed=0` on every host), the
+//! fetched kubeconfig is used against the cluster, `reset.yml` removes everything, the lab goes
+//! down without leftovers, and no captured output contains the k3s token or the lab's private key.
+//!
+//! The k3s binary is `crates/k3s-standin` (a documented STAND-IN, not k3s: the release binary
+//! cannot be downloaded in CI), installed through the `k3s_binary` role's air-gapped local-file
+//! path. To run the same test with a REAL k3s binary:
+//!
+//! ```sh
+//! EM_INFRA_TEST_K3S_BINARY=/path/to/k3s EM_INFRA_TEST_K3S_SHA256=$(sha256sum /path/to/k3s | cut -d' ' -f1) \
+//!   EM_INFRA_TEST_LAB_NSPAWN_ARGS="--capability=all" cargo test -p em-infra --test ansible_lab -- --nocapture
+//! ```
+//!
+//! (whether real k3s runs inside these containers depends on the machine: it needs cgroups,
+//! /dev/kmsg and overlayfs inside the container; untested here).
+//!
+//! Needs root (netns, overlayfs, systemd-nspawn), `terraform` on PATH and Ansible in
+//! `EM_INFRA_ANSIBLE_BIN_DIR` (default `<repo>/.venv/bin`). Without them it skips with a message,
+//! except under `CI=true`, where it fails.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testlab::{Lab, LabSpec};
+
+const HOSTS: [(&str, Ipv4Addr); 3] = [
+    ("lab-cp-1", Ipv4Addr::new(10, 231, 0, 11)),
+    ("lab-worker-1", Ipv4Addr::new(10, 231, 0, 21)),
+    ("lab-worker-2", Ipv4Addr::new(10, 231, 0, 22)),
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/em-infra sits two levels below the repository root")
+        .to_path_buf()
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .unwrap_or(false)
+}
+
+/// Skips (prints why) on a workstation; fails under CI, where the lab test must run.
+fn skip(why: &str) {
+    assert!(
+        !in_ci(),
+        "CI=true but the Ansible lab test cannot run: {why}"
+    );
+    eprintln!("skipping ansible lab test: {why}");
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+fn ansible_bin_dir() -> PathBuf {
+    std::env::var_os("EM_INFRA_ANSIBLE_BIN_DIR")
+        .map_or_else(|| repo_root().join(".venv/bin"), PathBuf::from)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".terraform" || name.to_string_lossy().starts_with("terraform.tfstate") {
+            continue;
+        }
+        let target = to.join(&name);
+        // fs::metadata follows symlinks (variables.tf is one), so the copy holds real files.
+        if fs::metadata(entry.path()).unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `terraform apply` of the offline fixture in a copy that keeps the repository layout
+/// (relative module paths); returns the state file.
+fn apply_offline_fixture(tmp: &Path) -> PathBuf {
+    let repo = repo_root();
+    let env_dir = tmp.join("repo/tests/fixtures/offline-env");
+    copy_tree(&repo.join("tests/fixtures/offline-env"), &env_dir);
+    copy_tree(
+        &repo.join("terraform/modules"),
+        &tmp.join("repo/terraform/modules"),
+    );
+    for args in [
+        &["init", "-input=false", "-no-color"][..],
+        &["apply", "-auto-approve", "-input=false", "-no-color"][..],
+    ] {
+        run_ok(
+            Command::new("terraform")
+                .arg(format!("-chdir={}", env_dir.display()))
+                .args(args)
+                .env("TF_IN_AUTOMATION", "1"),
+        );
+    }
+    env_dir.join("terraform.tfstate")
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = run_ok(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("sha256sum prints a digest")
+        .to_string()
+}
+
+/// The k3s binary for the lab and its SHA-256: `EM_INFRA_TEST_K3S_BINARY` (+ `_SHA256`), else the
+/// stand-in built into a target dir of its own (the outer cargo may hold the main one).
+fn k3s_binary(tmp: &Path) -> (PathBuf, String) {
+    if let Some(bin) = std::env::var_os("EM_INFRA_TEST_K3S_BINARY").filter(|v| !v.is_empty()) {
+        let sha = std::env::var("EM_INFRA_TEST_K3S_SHA256").expect(
+            "EM_INFRA_TEST_K3S_BINARY needs EM_INFRA_TEST_K3S_SHA256 (sha256sum of the binary)",
+        );
+        return (PathBuf::from(bin), sha);
+    }
+    let repo = repo_root();
+    let target = repo.join("target/ansible-lab-standin");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_ok(
+        Command::new(cargo)
+            .current_dir(&repo)
+            .args(["build", "--quiet", "-p", "k3s-standin", "--target-dir"])
+            .arg(&target),
+    );
+    // A copy outside target/: the lab test must not race a rebuild of the file it installs.
+    let bin = tmp.join("k3s");
+    fs::copy(target.join("debug/k3s-standin"), &bin).unwrap();
+    let sha = sha256_of(&bin);
+    (bin, sha)
+}
+
+/// `k3s version v1.33.5+k3s1 (...)` → `v1.33.5+k3s1`: post_checks compares every node's
+/// kubeletVersion with k3s_version, so the run pins the version the binary reports.
+fn k3s_version_of(bin: &Path) -> String {
+    let out = run_ok(Command::new(bin).arg("--version"));
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    first
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("unexpected `k3s --version` output: {first:?}"))
+        .to_string()
+}
+
+fn random_token() -> String {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Per host: `ok`, `changed`, `unreachable`, `failed`, ... from the PLAY RECAP.
+fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut hosts = BTreeMap::new();
+    let Some(start) = output.rfind("PLAY RECAP") else {
+        return hosts;
+    };
+    for line in output[start..].lines().skip(1) {
+        let Some((host, counts)) = line.split_once(" : ") else {
+            continue;
+        };
+        let counts: BTreeMap<String, u64> = counts
+            .split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect();
+        hosts.insert(host.trim().to_string(), counts);
+    }
+    hosts
+}
+
+fn recap_lines(output: &str) -> String {
+    output.rfind("PLAY RECAP").map_or_else(
+        || "(no PLAY RECAP)".to_string(),
+        |i| output[i..].trim_end().to_string(),
+    )
+}
+
+/// ansible-core 2.19's `ansible-inventory --list` may wrap strings as `{"__ansible_unsafe": ...}`.
+fn plain(v: &Value) -> &Value {
+    v.get("__ansible_unsafe").unwrap_or(v)
+}
+
+fn names(v: &Value) -> Vec<String> {
+    let mut n: Vec<String> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| plain(x).as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    n.sort();
+    n
+}
+
+struct Harness {
+    lab: Lab,
+    env: Vec<(String, String)>,
+    extra_vars: Vec<String>,
+    /// Everything Ansible printed, for the secret scan.
+    transcript: String,
+}
+
+impl Harness {
+    fn ansible(&mut self, program: &str, args: &[&str]) -> (Output, String, Duration) {
+        let repo = repo_root();
+        let mut cmd = self.lab.command(ansible_bin_dir().join(program));
+        cmd.current_dir(&repo)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let started = Instant::now();
+        let out = run(&mut cmd);
+        let elapsed = started.elapsed();
+        let t = text(&out);
+        self.transcript.push_str(&t);
+        (out, t, elapsed)
+    }
+
+    fn playbook(&mut self, playbook: &str) -> (Output, String, Duration) {
+        let mut args = vec!["-i", "ansible/inventory/terraform_inventory.yml"];
+        let extra: Vec<String> = self.extra_vars.clone();
+        for e in &extra {
+            args.push("-e");
+            args.push(e);
+        }
+        args.push(playbook);
+        self.ansible("ansible-playbook", &args)
+    }
+
+    fn ssh(&self, host: &str, script: &str) -> Output {
+        run(self.lab.ssh(host).arg(script))
+    }
+}
+
+#[test]
+fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
+    if !testlab::require_root_or_skip() {
+        return;
+    }
+    if !on_path("terraform") {
+        return skip("terraform is not on PATH");
+    }
+    if !ansible_bin_dir().join("ansible-playbook").is_file() {
+        return skip(&format!(
+            "no ansible-playbook in {} (set EM_INFRA_ANSIBLE_BIN_DIR)",
+            ansible_bin_dir().display()
+        ));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("em-ansible-lab-")
+        .tempdir()
+        .unwrap();
+    let tmp_path = tmp.path().to_path_buf();
+    let state = apply_offline_fixture(&tmp_path);
+    let (k3s_bin, k3s_sha) = k3s_binary(&tmp_path);
+    let k3s_version = k3s_version_of(&k3s_bin);
+
+    // em-infra's environment directory: 0700 with a 0600 token, as `em-infra up` creates it.
+    let env_dir = tmp_path.join("env");
+    fs::create_dir(&env_dir).unwrap();
+    fs::set_permissions(&env_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let token = random_token();
+    let token_file = env_dir.join("k3s-token");
+    fs::write(&token_file, format!("{token}\n")).unwrap();
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let mut spec = LabSpec::new(tmp_path.join("lab"));
+    for (name, addr) in HOSTS {
+        spec = spec.host(name, addr);
+    }
+    if let Ok(args) = std::env::var("EM_INFRA_TEST_LAB_NSPAWN_ARGS") {
+        spec.nspawn_args = args.split_whitespace().map(str::to_string).collect();
+    }
+    let t_lab = Instant::now();
+    let lab = Lab::up(spec).expect("lab up");
+    eprintln!("lab up in {:.1?}", t_lab.elapsed());
+    let private_key = fs::read_to_string(lab.private_key()).unwrap();
+
+    let mut env = lab.ansible_env();
+    env.extend([
+        (
+            "EM_INFRA_ENV_DIR".to_string(),
+            env_dir.display().to_string(),
+        ),
+        (
+            "EM_INFRA_BIN".to_string(),
+            assert_cmd::cargo::cargo_bin("em-infra")
+                .display()
+                .to_string(),
+        ),
+        ("EM_INFRA_TFSTATE".to_string(), state.display().to_string()),
+        ("ANSIBLE_NOCOLOR".to_string(), "1".to_string()),
+        (
+            "ANSIBLE_LOCAL_TEMP".to_string(),
+            tmp_path.join("ansible-tmp").display().to_string(),
+        ),
+    ]);
+    let mut h = Harness {
+        lab,
+        env,
+        extra_vars: vec![
+            format!("k3s_binary_local_path={}", k3s_bin.display()),
+            format!("k3s_binary_sha256={k3s_sha}"),
+            format!("k3s_version={k3s_version}"),
+        ],
+        transcript: String::new(),
+    };
+
+    // 1. The canonical inventory config, through the em_infra_state plugin and em-infra.
+    let (out, inv_text, _) = h.ansible(
+        "ansible-inventory",
+        &["-i", "ansible/inventory/terraform_inventory.yml", "--list"],
+    );
+    assert!(
+        out.status.success(),
+        "ansible-inventory failed:\n{inv_text}"
+    );
+    let inv: Value = serde_json::from_slice(&out.stdout).expect("ansible-inventory prints JSON");
+    assert_eq!(
+        names(&inv["k3s_cluster"]["children"]),
+        ["control_plane", "k3s_agents"],
+        "{inv:#}"
+    );
+    assert!(
+        names(&inv["k3s_agents"]["children"]).contains(&"workers".to_string()),
+        "{inv:#}"
+    );
+    assert_eq!(names(&inv["control_plane"]["hosts"]), ["lab-cp-1"]);
+    assert_eq!(
+        names(&inv["workers"]["hosts"]),
+        ["lab-worker-1", "lab-worker-2"]
+    );
+    for (name, addr) in HOSTS {
+        let vars = &inv["_meta"]["hostvars"][name];
+        assert_eq!(
+            plain(&vars["ansible_host"]),
+            &Value::from(addr.to_string()),
+            "{name}: {vars:#}"
+        );
+        assert_eq!(plain(&vars["ansible_user"]), &Value::from("root"), "{name}");
+        assert_eq!(
+            plain(&vars["em_cluster_name"]),
+            &Value::from("lab"),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        plain(&inv["_meta"]["hostvars"]["lab-cp-1"]["em_role"]),
+        &Value::from("control_plane")
+    );
+    assert_eq!(
+        plain(&inv["_meta"]["hostvars"]["lab-worker-1"]["em_role"]),
+        &Value::from("worker")
+    );
+
+    // 2. First run converges.
+    let (out, first, t1) = h.playbook("ansible/playbooks/site.yml");
+    assert!(
+        out.status.success(),
+        "site.yml (first run) failed:\n{first}"
+    );
+    let r1 = recap(&first);
+    assert_eq!(r1.len(), HOSTS.len(), "{}", recap_lines(&first));
+    for (host, c) in &r1 {
+        assert_eq!(
+            (c["failed"], c["unreachable"]),
+            (0, 0),
+            "first run, {host}:\n{}",
+            recap_lines(&first)
+        );
+        assert!(
+            c["changed"] > 0,
+            "first run changed nothing on {host}?\n{}",
+            recap_lines(&first)
+        );
+    }
+
+    // 3. Second run: nothing to do on any host (no restart, no rewrite, no kubeconfig churn).
+    let (out, second, t2) = h.playbook("ansible/playbooks/site.yml");
+    assert!(
+        out.status.success(),
+        "site.yml (second run) failed:\n{second}"
+    );
+    let r2 = recap(&second);
+    assert_eq!(r2.len(), HOSTS.len(), "{}", recap_lines(&second));
+    for (host, c) in &r2 {
+        assert_eq!(
+            (c["changed"], c["failed"], c["unreachable"]),
+            (0, 0, 0),
+            "second run must change nothing on {host}:\n{}",
+            recap_lines(&second)
+        );
+    }
+    eprintln!(
+        "site.yml first run {:.1?}, rerun {:.1?}\n{}\n{}",
+        t1,
+        t2,
+        recap_lines(&first),
+        recap_lines(&second)
+    );
+
+    // 4. The kubeconfig on the controller: 0600, points at the control plane, named after the
+    //    cluster, and works (the k3s binary's kubectl from the controller namespace).
+    let kubeconfig = env_dir.join("kubeconfig");
+    let meta = fs::metadata(&kubeconfig).expect("site.yml writes <env>/kubeconfig");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let kc = fs::read_to_string(&kubeconfig).unwrap();
+    assert!(kc.contains("server: https://10.231.0.11:6443"), "{kc}");
+    assert!(kc.contains("current-context: lab"), "{kc}");
+    assert!(
+        !kc.contains("127.0.0.1") && !kc.contains("name: default"),
+        "{kc}"
+    );
+    let out = run(h
+        .lab
+        .command(&k3s_bin)
+        .args(["kubectl", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["get", "nodes", "-o", "json"]));
+    assert!(
+        out.status.success(),
+        "kubectl with the fetched kubeconfig failed:\n{}",
+        text(&out)
+    );
+    let nodes: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut node_names: Vec<&str> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    node_names.sort_unstable();
+    assert_eq!(node_names, ["lab-cp-1", "lab-worker-1", "lab-worker-2"]);
+    for n in nodes["items"].as_array().unwrap() {
+        let labels = &n["metadata"]["labels"];
+        let want = if n["metadata"]["name"] == "lab-cp-1" {
+            "control-plane"
+        } else {
+            "worker"
+        };
+        assert_eq!(labels["em-infra/role"], want, "{n:#}");
+    }
+    // Config and token on the nodes are private.
+    let out = h.ssh("lab-worker-1", "stat -c %a /etc/rancher/k3s/config.yaml");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "600",
+        "{}",
+        text(&out)
+    );
+
+    // 5. reset.yml removes k3s everywhere (and the stale kubeconfig); a second reset is a no-op.
+    let (out, reset, t_reset) = h.playbook("ansible/playbooks/reset.yml");
+    assert!(out.status.success(), "reset.yml failed:\n{reset}");
+    let (out, reset2, _) = h.playbook("ansible/playbooks/reset.yml");
+    assert!(
+        out.status.success(),
+        "reset.yml (second run) failed:\n{reset2}"
+    );
+    for (host, c) in recap(&reset2) {
+        assert_eq!(
+            (c["changed"], c["failed"]),
+            (0, 0),
+            "second reset on {host}:\n{}",
+            recap_lines(&reset2)
+        );
+    }
+    eprintln!("reset.yml {t_reset:.1?}\n{}", recap_lines(&reset));
+    for (name, _) in HOSTS {
+        let out = h.ssh(
+            name,
+            "for p in /usr/local/bin/k3s /etc/rancher/k3s /etc/rancher/node /var/lib/rancher/k3s \
+             /etc/systemd/system/k3s.service /etc/systemd/system/k3s-agent.service; do \
+             [ -e $p ] && echo LEFT $p; done; pgrep -x k3s && echo LEFT process; true",
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            !text(&out).contains("LEFT"),
+            "{name} after reset:\n{}",
+            text(&out)
+        );
+    }
+    assert!(
+        !kubeconfig.exists(),
+        "reset.yml removes the controller's kubeconfig"
+    );
+    assert!(token_file.exists(), "reset.yml keeps the token");
+
+    // 6. Lab down, nothing left behind.
+    h.lab.down().expect("lab down");
+    let left = h.lab.leftovers();
+    assert!(left.is_empty(), "lab leftovers: {left:?}");
+
+    // 7. No secret in anything Ansible printed.
+    assert!(
+        !h.transcript.contains(&token),
+        "the k3s token leaked into Ansible's output"
+    );
+    for line in private_key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+    {
+        assert!(
+            !h.transcript.contains(line),
+            "the lab's private key leaked into Ansible's output"
+        );
+    }
+}
