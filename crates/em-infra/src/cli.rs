@@ -156,7 +156,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "STAGE", conflicts_with_all = ["from", "to", "resume"])]
     pub only: Option<StageArg>,
 
-    /// Start at this stage (earlier stages must have succeeded before).
+    /// Start at this stage; the stages before it are not rerun.
     #[arg(long, value_name = "STAGE", conflicts_with = "resume")]
     pub from: Option<StageArg>,
 
@@ -193,7 +193,7 @@ pub struct RunArgs {
     pub allow_replace: bool,
 
     /// Terraform parallelism (kept low: clones from one template contend for its lock).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
+    #[arg(long, default_value_t = crate::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub parallelism: u32,
 
     /// Remove a stale lock left by a dead em-infra process (never a live one).

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::runner::Cmd;
 
+/// Terraform's parallelism unless the user says otherwise: low, because clones of one template
+/// contend for the template's lock in Proxmox.
+pub const DEFAULT_PARALLELISM: u32 = 2;
+
 /// `terraform` or `tofu`: `EM_INFRA_TERRAFORM` if set, else whichever is on PATH (terraform first).
 pub fn binary() -> Option<String> {
     if let Ok(bin) = std::env::var("EM_INFRA_TERRAFORM")

@@ -412,3 +412,43 @@ fn down_without_yes_refuses_when_not_interactive() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("--yes"));
 }
+
+#[test]
+fn dry_run_serves_a_newcomer_without_proxmox_or_state() {
+    let state = tempfile::tempdir().unwrap();
+    let out = support::run_logged(
+        Command::new(env!("CARGO_BIN_EXE_em-infra"))
+            .current_dir(support::repo_root())
+            .args([
+                "--state-dir",
+                state.path().to_str().unwrap(),
+                "up",
+                "--dry-run",
+            ])
+            .env("HOME", state.path())
+            .env("NO_COLOR", "1")
+            .env_remove("PROXMOX_VE_ENDPOINT")
+            .env_remove("PROXMOX_VE_API_TOKEN")
+            .env_remove("EM_INFRA_ENV")
+            .env_remove("EM_INFRA_ROOT"),
+        "em-infra up --dry-run (k3s-dev, example tfvars)",
+    );
+    assert_eq!(code(&out), 3, "preflight would fail without credentials");
+    let err = stderr(&out);
+    for expected in [
+        "terraform.tfvars.example",
+        "k3s-dev-cp-1",
+        "k3s-dev-worker-2",
+        "PROXMOX_VE_ENDPOINT is not set",
+        "would run: terraform -chdir=",
+        "would run: (cd ",
+        "post-checks.yml",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in {err}");
+    }
+    assert!(
+        !support::repo_root()
+            .join("terraform/environments/k3s-dev/.terraform")
+            .exists()
+    );
+}

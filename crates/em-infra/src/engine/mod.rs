@@ -234,6 +234,12 @@ pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Resul
             state.save(&env.state_dir)?;
         }
         if let Err(e) = outcome {
+            // A dry run shows every stage even when preflight would stop a real run (a newcomer
+            // without Proxmox credentials still sees the plan of action); it still exits 3.
+            if args.dry_run && crate::exit::exit_code_of(&e) == code::PREFLIGHT_FAILED {
+                failure = Some(e);
+                continue;
+            }
             for &later in &stages[i + 1..] {
                 run.record_stage(StageRecord::not_reached(later))?;
             }
@@ -359,7 +365,7 @@ fn destroy(
                 run.check(stage, NAME, &init, out)?;
             }
             let destroy = tf
-                .destroy(&env.default_tfvars(), 2)
+                .destroy(&env.default_tfvars(), crate::terraform::DEFAULT_PARALLELISM)
                 .timeout(Duration::from_secs(args.timeout));
             let out = run.exec_logged(stage, NAME, &destroy, Capture::LogOnly)?;
             run.check(stage, NAME, &destroy, out)?;

@@ -321,17 +321,23 @@ fn plan_and_summarize(
 
 fn configure(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
     let stage = Stage::Configure;
-    let outputs = crate::inventory::load_outputs(&ctx.env.tfstate())?;
-    run.artifact(
-        "inventory.json",
-        &serde_json::to_string_pretty(&crate::inventory::inventory_json(&outputs))?,
-    )?;
     let site = ansible::playbook(
         ctx.project,
         ctx.env,
         "site.yml",
         "ansible-playbook site.yml",
     );
+    if ctx.dry_run && !ctx.env.tfstate().is_file() {
+        run.message(stage, format!("would run: {}", site.display()))?;
+        return Ok(Done::Skipped(
+            "dry run: no Terraform state yet (provision creates it)".into(),
+        ));
+    }
+    let outputs = crate::inventory::load_outputs(&ctx.env.tfstate())?;
+    run.artifact(
+        "inventory.json",
+        &serde_json::to_string_pretty(&crate::inventory::inventory_json(&outputs))?,
+    )?;
     if ctx.dry_run {
         run.message(stage, format!("would run: {}", site.display()))?;
         return Ok(Done::Skipped(format!(
@@ -368,7 +374,6 @@ pub fn ensure_token(path: &Path) -> anyhow::Result<String> {
 
 fn verify(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
     let stage = Stage::Verify;
-    let outputs = crate::inventory::load_outputs(&ctx.env.tfstate())?;
     let checks = ansible::playbook(
         ctx.project,
         ctx.env,
@@ -378,11 +383,12 @@ fn verify(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
     if ctx.dry_run {
         run.message(
             stage,
-            format!("would check SSH (port 22) on {} nodes", outputs.nodes.len()),
+            "would check SSH (port 22) on every node in the Terraform state",
         )?;
         run.message(stage, format!("would run: {}", checks.display()))?;
         return Ok(Done::Skipped("dry run".into()));
     }
+    let outputs = crate::inventory::load_outputs(&ctx.env.tfstate())?;
     let mut unreachable = Vec::new();
     for node in &outputs.nodes {
         let addr: SocketAddr = format!("{}:22", node.ip).parse()?;
