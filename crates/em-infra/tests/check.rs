@@ -1063,15 +1063,32 @@ vm_id_base        = 20000
 template_vm_id    = 9000
 "#;
 
+/// The other extreme: no plain workers, all ten GPU slots, the smallest offset, a /26 that
+/// holds exactly the highest host number plus the broadcast address.
+const GPU_ONLY_TFVARS: &str = r#"cluster_name      = "gp"
+network_cidr      = "192.168.7.192/26"
+gateway           = "192.168.7.254"
+first_host_offset = 1
+worker_count      = 0
+gpu_workers = [
+  { mapping = "m0" }, { mapping = "m1" }, { mapping = "m2" }, { mapping = "m3" }, { mapping = "m4" },
+  { mapping = "m5" }, { mapping = "m6" }, { mapping = "m7" }, { mapping = "m8" }, { mapping = "m9" },
+]
+vm_id_base = 100
+"#;
+
 #[test]
 fn derived_nodes_equal_terraform_apply_outputs() {
     let Some(fx) = TfFixture::new() else { return };
     let repo = repo_root();
     let rich = fx.dir.join("rich.tfvars");
     fs_err::write(&rich, RICH_TFVARS).unwrap();
+    let gpu_only = fx.dir.join("gpu-only.tfvars");
+    fs_err::write(&gpu_only, GPU_ONLY_TFVARS).unwrap();
     let cases = [
         repo.join("tests/fixtures/offline-env/terraform.tfvars"),
         rich,
+        gpu_only,
     ];
     for tfvars in cases {
         let state = fx.dir.join(format!(
