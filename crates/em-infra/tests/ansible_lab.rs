@@ -558,3 +558,74 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         );
     }
 }
+
+/// The controller-side preflight needs no lab (nothing connects to a host before it), so it runs
+/// without root: a missing, open or unusable token file stops the run with the fix in the message.
+#[test]
+fn preflight_names_the_fix_for_a_missing_open_or_bad_token_file() {
+    let ansible = ansible_bin_dir().join("ansible-playbook");
+    if !ansible.is_file() {
+        return skip(&format!(
+            "no ansible-playbook in {} (set EM_INFRA_ANSIBLE_BIN_DIR)",
+            ansible_bin_dir().display()
+        ));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("em-preflight-")
+        .tempdir()
+        .unwrap();
+    // TEST-NET-1 addresses: nothing may try to reach them before the token check fails.
+    let inventory = tmp.path().join("hosts.yml");
+    fs::write(
+        &inventory,
+        "all:\n  children:\n    k3s_cluster:\n      vars:\n        em_cluster_name: t\n      children:\n\
+         \x20       control_plane:\n          hosts:\n            t-cp-1: {ansible_host: 192.0.2.11, em_role: control_plane}\n\
+         \x20       k3s_agents:\n          children:\n            workers:\n              hosts:\n\
+         \x20               t-worker-1: {ansible_host: 192.0.2.21, em_role: worker}\n",
+    )
+    .unwrap();
+    let env_dir = tmp.path().join("env");
+    fs::create_dir(&env_dir).unwrap();
+    let token_file = env_dir.join("k3s-token");
+    let preflight = |case: &str| {
+        let out = run(Command::new(&ansible)
+            .current_dir(repo_root())
+            .arg("-i")
+            .arg(&inventory)
+            .arg("ansible/playbooks/preflight.yml")
+            .env("EM_INFRA_ENV_DIR", &env_dir)
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_LOCAL_TEMP", tmp.path().join("ansible-tmp")));
+        assert!(
+            !out.status.success(),
+            "{case}: preflight must fail:\n{}",
+            text(&out)
+        );
+        let t = text(&out);
+        assert!(
+            !t.contains("192.0.2."),
+            "{case}: nothing may connect before the token check:\n{t}"
+        );
+        t
+    };
+
+    let t = preflight("missing token file");
+    assert!(t.contains(&token_file.display().to_string()), "{t}");
+    assert!(t.contains("em-infra up --only configure"), "{t}");
+    assert!(t.contains("umask 077; openssl rand -hex 32 >"), "{t}");
+
+    let secret = random_token();
+    fs::write(&token_file, format!("{secret}\n")).unwrap();
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let t = preflight("token readable by others");
+    assert!(
+        t.contains(&format!("chmod 600 {}", token_file.display())),
+        "{t}"
+    );
+
+    fs::write(&token_file, "short\n").unwrap();
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let t = preflight("unusable token");
+    assert!(t.contains("at least 16 characters"), "{t}");
+    assert!(!t.contains("short\n") && !t.contains(&secret), "{t}");
+}
