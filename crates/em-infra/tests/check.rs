@@ -576,6 +576,27 @@ fn wiring_undeclared_var_reference() {
 }
 
 #[test]
+fn wiring_reference_to_a_missing_module_output() {
+    let t = Tree::new();
+    t.edit(
+        "terraform/environments/dev/outputs.tf",
+        "module.topology.worker_ips",
+        "module.topology.worker_ip",
+    );
+    let f = t.only_finding();
+    assert_eq!(f["field"], "module.topology.worker_ip");
+    assert_eq!(f["file"], "terraform/environments/dev/outputs.tf");
+    assert_eq!(f["line"], 14);
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("module.topology.worker_ips"),
+        "{f}"
+    );
+}
+
+#[test]
 fn wiring_provider_pinned_twice() {
     let t = Tree::new();
     t.write("terraform/modules/vm/versions.tf", &versions_tf("0.111.1"));
