@@ -269,9 +269,14 @@ impl Harness {
     }
 
     fn playbook(&mut self, playbook: &str) -> (Output, String, Duration) {
+        self.playbook_with(playbook, &[])
+    }
+
+    /// Like [`Harness::playbook`], with more `-e` values that win over the usual ones.
+    fn playbook_with(&mut self, playbook: &str, more: &[&str]) -> (Output, String, Duration) {
         let mut args = vec!["-i", "ansible/inventory/terraform_inventory.yml"];
         let extra: Vec<String> = self.extra_vars.clone();
-        for e in &extra {
+        for e in extra.iter().map(String::as_str).chain(more.iter().copied()) {
             args.push("-e");
             args.push(e);
         }
@@ -405,6 +410,26 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         &Value::from("worker")
     );
 
+    // 2a. A binary whose checksum does not match is refused before anything is installed.
+    let wrong = format!("k3s_binary_sha256={}", "0".repeat(64));
+    let (out, refused, _) = h.playbook_with("ansible/playbooks/control-plane.yml", &[&wrong]);
+    assert!(
+        !out.status.success(),
+        "a wrong k3s_binary_sha256 must fail:\n{refused}"
+    );
+    assert!(
+        refused.contains("Refusing to install an unverified binary"),
+        "{refused}"
+    );
+    let out = h.ssh(
+        "lab-cp-1",
+        "test ! -e /usr/local/bin/k3s && test ! -e /etc/rancher/k3s/config.yaml",
+    );
+    assert!(
+        out.status.success(),
+        "nothing may be installed after a refused binary"
+    );
+
     // 2. First run converges.
     let (out, first, t1) = h.playbook("ansible/playbooks/site.yml");
     assert!(
@@ -500,6 +525,32 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         "{}",
         text(&out)
     );
+
+    // 4b. An agent that cannot reach the API fails fast with the server's journal, not a hang.
+    let out = h.ssh("lab-cp-1", "systemctl stop k3s");
+    assert!(out.status.success(), "{}", text(&out));
+    let started = Instant::now();
+    let (out, unreachable, _) = h.playbook_with(
+        "ansible/playbooks/workers.yml",
+        &["preflight_api_timeout=3"],
+    );
+    assert!(
+        !out.status.success(),
+        "workers.yml must fail while the server is down:\n{unreachable}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the API check must fail fast, took {:.1?}",
+        started.elapsed()
+    );
+    assert!(
+        unreachable.contains("cannot reach the Kubernetes API at 10.231.0.11:6443")
+            && unreachable.contains("firewall")
+            && unreachable.contains("journalctl -u k3s"),
+        "{unreachable}"
+    );
+    let out = h.ssh("lab-cp-1", "systemctl start k3s");
+    assert!(out.status.success(), "{}", text(&out));
 
     // 5. reset.yml removes k3s everywhere (and the stale kubeconfig); a second reset is a no-op.
     let (out, reset, t_reset) = h.playbook("ansible/playbooks/reset.yml");
