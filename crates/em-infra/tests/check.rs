@@ -276,6 +276,51 @@ fn unknown_variable_is_named_with_a_suggestion() {
     );
 }
 
+/// `*.tfvars.json` (Terraform's JSON syntax) goes through the same rules, with lines.
+#[test]
+fn json_tfvars_are_checked_like_hcl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tfvars = tmp.path().join("t.tfvars.json");
+    let text = "{\n  \"network_cidr\": \"10.231.0.0/24\",\n  \"gateway\": \"10.231.0.1\",\n  \"gpu_workers\": [\n    {\"mapping\": \"gpu0\", \"proxmox_node\": \"pve_2\"}\n  ]\n}\n";
+    fs_err::write(&tfvars, text).unwrap();
+    let (code, json, _) = check_json(
+        &repo_root(),
+        &[
+            "--env",
+            "tests/fixtures/offline-env",
+            "--tfvars",
+            tfvars.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2);
+    let f = &json["findings"][0];
+    assert_eq!(f["field"], "gpu_workers[0].proxmox_node");
+    assert_eq!(f["line"], 4, "the line of \"gpu_workers\"");
+    assert_eq!(json["findings"].as_array().unwrap().len(), 1, "{json:#}");
+
+    if on_path("terraform") {
+        let fx = TfFixture::new().unwrap();
+        let plan = fx.terraform(&[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            &format!("-var-file={}", tfvars.display()),
+        ]);
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&plan.stdout),
+            String::from_utf8_lossy(&plan.stderr)
+        );
+        assert!(!plan.status.success(), "{out}");
+        assert_eq!(
+            terraform_error_vars(&out),
+            BTreeSet::from(["gpu_workers".to_string()]),
+            "{out}"
+        );
+    }
+}
+
 #[test]
 fn missing_tfvars_file_is_bad_input() {
     let root = repo_root();

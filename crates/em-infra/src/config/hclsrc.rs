@@ -5,6 +5,7 @@
 //! `hcl::edit` parser (hcl-edit) keeps byte spans on every attribute, block and expression, so we
 //! parse with that and convert an expression to an `hcl::Value` only where a value is needed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,61 @@ impl SourceFile {
         }
     }
 
+    /// Read a tfvars file: HCL, or JSON when the name ends in `.json` (Terraform's
+    /// `*.tfvars.json`), as Terraform decides by the name too.
+    pub fn load_tfvars(path: &Path) -> anyhow::Result<Result<SourceFile, Box<Finding>>> {
+        if path.extension().is_none_or(|x| x != "json") {
+            return Self::load(path);
+        }
+        let text =
+            fs_err::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Self::parse_json_tfvars(path, &text))
+    }
+
+    /// A JSON tfvars document as HCL: each top-level `"name": value` becomes `name = value` on
+    /// the line where the name stands in the JSON, so findings point at the right line. JSON
+    /// values are valid HCL expressions (HCL objects accept `"key": value`), so the same merge
+    /// and rules apply to both syntaxes.
+    pub fn parse_json_tfvars(path: &Path, text: &str) -> Result<SourceFile, Box<Finding>> {
+        let bad = |line: Option<usize>, msg: String| {
+            Box::new(Finding::new(
+                path,
+                line,
+                "syntax",
+                None,
+                msg,
+                "write a JSON object of variable names to values, e.g. {\"worker_count\": 2}",
+            ))
+        };
+        let doc: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| bad(Some(e.line()), format!("JSON syntax error: {e}")))?;
+        let serde_json::Value::Object(map) = doc else {
+            return Err(bad(Some(1), "a tfvars JSON file must be one object".into()));
+        };
+        let positions = top_level_keys(text);
+        let mut lines: Vec<String> = Vec::new();
+        for (name, value) in &map {
+            let line = positions
+                .get(name)
+                .map_or(lines.len() + 1, |i| line_at(text, *i));
+            while lines.len() < line {
+                lines.push(String::new());
+            }
+            // JSON strings are literal values; keep `${`/`%{` from turning into templates.
+            let rendered = serde_json::to_string(value)
+                .unwrap_or_default()
+                .replace("${", "$${")
+                .replace("%{", "%%{");
+            let slot = &mut lines[line - 1];
+            if !slot.is_empty() {
+                slot.push('\n');
+            }
+            slot.push_str(&format!("{name} = {rendered}"));
+        }
+        // The HCL's lines were laid out to match the JSON's, so its spans give the JSON's lines.
+        Self::parse(path, lines.join("\n") + "\n")
+    }
+
     /// 1-based line of a byte offset.
     pub fn line_at(&self, offset: usize) -> usize {
         line_at(&self.text, offset)
@@ -92,6 +148,35 @@ impl SourceFile {
     pub fn blocks<'a>(&'a self, ident: &'a str) -> impl Iterator<Item = &'a Block> {
         self.body.get_blocks(ident)
     }
+}
+
+/// Byte offsets of the top-level keys of a JSON object (`{"a": {"a": 1}}` → only the outer `a`).
+fn top_level_keys(text: &str) -> BTreeMap<String, usize> {
+    let bytes = text.as_bytes();
+    let mut keys = BTreeMap::new();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = (i + 1).min(bytes.len());
+                if depth == 1 && text[end..].trim_start().starts_with(':') {
+                    if let Ok(key) = serde_json::from_str::<String>(&text[start..end]) {
+                        keys.entry(key).or_insert(start);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    keys
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -271,6 +356,37 @@ mod tests {
         assert!(constant_value(&attrs[1].value).unwrap().is_object());
         assert!(constant_value(&attrs[2].value).is_err());
         assert!(constant_value(&attrs[3].value).is_err());
+    }
+
+    #[test]
+    fn json_tfvars_keep_their_lines() {
+        let text = "{\n  \"network_cidr\": \"10.0.0.0/24\",\n  \"gpu_workers\": [\n    {\"mapping\": \"gpu0\"}\n  ],\n  \"worker_count\": 2\n}\n";
+        let f = SourceFile::parse_json_tfvars(Path::new("x.tfvars.json"), text).unwrap();
+        let attrs: Vec<_> = f
+            .attributes()
+            .map(|a| (a.key.as_str().to_string(), f.line_of(a)))
+            .collect();
+        assert_eq!(
+            attrs,
+            [
+                ("network_cidr".into(), Some(2)),
+                ("gpu_workers".into(), Some(3)),
+                ("worker_count".into(), Some(6))
+            ]
+        );
+        let gpu = f.attributes().nth(1).unwrap();
+        let v = constant_value(&gpu.value).unwrap();
+        assert_eq!(
+            v.as_array().unwrap()[0].as_object().unwrap()["mapping"],
+            hcl::Value::from("gpu0")
+        );
+        // A template in a JSON string stays a literal string.
+        let f = SourceFile::parse_json_tfvars(Path::new("x.json"), "{\"a\": \"${x}\"}").unwrap();
+        let a = f.attributes().next().unwrap();
+        assert_eq!(constant_value(&a.value).unwrap(), hcl::Value::from("${x}"));
+        let err =
+            SourceFile::parse_json_tfvars(Path::new("x.json"), "{\n  \"a\": ,\n}").unwrap_err();
+        assert_eq!(err.line, Some(2));
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn load(env: &Environment, tfvars: Option<&Path>) -> anyhow::Result<Loaded> 
         )));
     }
     let (root, mut findings) = Module::load(&env.dir)?;
-    let tfvars_file = SourceFile::load(&tfvars_path)?;
+    let tfvars_file = SourceFile::load_tfvars(&tfvars_path)?;
     let (mut values, merge_findings) = merge(&root.decls, &tfvars_path, tfvars_file);
     findings.extend(merge_findings);
     findings.extend(apply_module_defaults(&root, &mut values)?);
