@@ -166,10 +166,11 @@ fn top_level_keys(text: &str) -> BTreeMap<String, usize> {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
                 let end = (i + 1).min(bytes.len());
-                if depth == 1 && text[end..].trim_start().starts_with(':') {
-                    if let Ok(key) = serde_json::from_str::<String>(&text[start..end]) {
-                        keys.entry(key).or_insert(start);
-                    }
+                if depth == 1
+                    && text[end..].trim_start().starts_with(':')
+                    && let Ok(key) = serde_json::from_str::<String>(&text[start..end])
+                {
+                    keys.entry(key).or_insert(start);
                 }
             }
             _ => {}
