@@ -806,11 +806,6 @@ pub fn module_dirs(env_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Convenience for callers that want declarations by module directory.
-pub fn declarations(dir: &Path) -> anyhow::Result<BTreeMap<String, VarDecl>> {
-    Ok(Module::load(dir)?.0.decls.vars)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
