@@ -732,14 +732,36 @@ fn wiring_contract_variable_drift() {
 fn wiring_syntax_error_names_file_and_line() {
     let t = Tree::new();
     t.write("terraform/modules/vm/extra.tf", "locals {\n  a = = 1\n}\n");
-    let (code, findings) = t.check();
-    assert_eq!(code, 2);
-    let f = findings
-        .iter()
-        .find(|f| f["field"] == "syntax")
-        .expect("a syntax finding");
+    // Only the syntax error: everything else could be a consequence of it.
+    let f = t.only_finding();
+    assert_eq!(f["field"], "syntax");
     assert_eq!(f["file"], "terraform/modules/vm/extra.tf");
     assert_eq!(f["line"], 2);
+}
+
+#[test]
+fn tfvars_syntax_error_is_the_only_finding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tfvars = tmp.path().join("broken.tfvars");
+    fs_err::write(
+        &tfvars,
+        "network_cidr = \"10.231.0.0/24\"\ngateway = \"10.231.0.1\n",
+    )
+    .unwrap();
+    let (code, json, _) = check_json(
+        &repo_root(),
+        &[
+            "--env",
+            "tests/fixtures/offline-env",
+            "--tfvars",
+            tfvars.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2);
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{json:#}");
+    assert_eq!(findings[0]["field"], "syntax");
+    assert_eq!(findings[0]["line"], 2);
 }
 
 // ---------------------------------------------------------------------------------------------

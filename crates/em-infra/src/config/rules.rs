@@ -190,8 +190,28 @@ pub fn load(env: &Environment, tfvars: Option<&Path>) -> anyhow::Result<Loaded> 
         )));
     }
     let (root, mut findings) = Module::load(&env.dir)?;
-    let tfvars_file = SourceFile::load_tfvars(&tfvars_path)?;
-    let (mut values, merge_findings) = merge(&root.decls, &tfvars_path, tfvars_file);
+    if findings.iter().any(|f| f.field == "syntax") {
+        // Declarations in a file that does not parse are unknown: judging the tfvars against
+        // the rest would only add "unknown variable" noise to the one real problem.
+        return Ok(Loaded {
+            tfvars: tfvars_path,
+            inputs: None,
+            findings,
+        });
+    }
+    let tfvars_file = match SourceFile::load_tfvars(&tfvars_path)? {
+        Ok(file) => file,
+        Err(syntax) => {
+            // Which variables the file sets is unknown; "required variable not set" would be noise.
+            findings.push(*syntax);
+            return Ok(Loaded {
+                tfvars: tfvars_path,
+                inputs: None,
+                findings,
+            });
+        }
+    };
+    let (mut values, merge_findings) = merge(&root.decls, &tfvars_path, Ok(tfvars_file));
     findings.extend(merge_findings);
     findings.extend(apply_module_defaults(&root, &mut values)?);
     let inputs = match validate(&values) {

@@ -190,6 +190,11 @@ pub fn check(env_dir: &Path) -> anyhow::Result<Vec<Finding>> {
     findings.extend(contract_outputs(&root));
     findings.extend(contract_variables(&root));
     findings.extend(provider_versions(&root, &modules));
+    if findings.iter().any(|f| f.field == "syntax") {
+        // What a file that does not parse declares is unknown, so every other finding may be
+        // a consequence of it; Terraform, too, stops at syntax errors. Fix those first.
+        findings.retain(|f| f.field == "syntax");
+    }
     // Reading order: file by file, top to bottom.
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(findings)
