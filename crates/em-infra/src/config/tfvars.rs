@@ -112,11 +112,7 @@ impl Declarations {
                         }
                     }
                 };
-                // `default = null` on a nullable variable is a real default (null), not "required".
-                let default = match (&default_expr, default) {
-                    (Some(_), None) if findings.is_empty() => Some(Value::Null),
-                    (_, d) => d,
-                };
+                // `default = null` arrives here as `Some(Null)`: a real default, not "required".
                 decls.vars.insert(
                     name.clone(),
                     VarDecl {
