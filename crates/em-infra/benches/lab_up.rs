@@ -14,11 +14,14 @@ use std::time::Instant;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-/// Per stage: (stage wall ms, tool ms) from one run directory.
-fn stage_times(run_dir: &Path) -> BTreeMap<String, (u64, u64)> {
+/// Per stage: (stage wall ms, tool ms).
+type StageTimes = BTreeMap<String, (u64, u64)>;
+
+/// The stage times of one run directory.
+fn stage_times(run_dir: &Path) -> StageTimes {
     let summary: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();
-    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut out = StageTimes::new();
     for s in summary["stages"].as_array().unwrap() {
         let ms = s["duration_ms"].as_u64().unwrap_or(0);
         out.insert(s["stage"].as_str().unwrap().to_string(), (ms, 0));
@@ -37,7 +40,7 @@ fn stage_times(run_dir: &Path) -> BTreeMap<String, (u64, u64)> {
     out
 }
 
-fn timed_up(lab: &testlab::Lab, repo: &support::Repo) -> (f64, BTreeMap<String, (u64, u64)>) {
+fn timed_up(lab: &testlab::Lab, repo: &support::Repo) -> (f64, StageTimes) {
     let start = Instant::now();
     let out = support::em_in_lab(lab, repo, &["up"]);
     let wall = start.elapsed().as_secs_f64();
@@ -45,7 +48,7 @@ fn timed_up(lab: &testlab::Lab, repo: &support::Repo) -> (f64, BTreeMap<String, 
     (wall, stage_times(&repo.runs().pop().unwrap()))
 }
 
-fn print_run(label: &str, wall: f64, stages: &BTreeMap<String, (u64, u64)>) {
+fn print_run(label: &str, wall: f64, stages: &StageTimes) {
     println!("{label}: {wall:.1} s wall");
     for stage in ["preflight", "prepare", "provision", "configure", "verify"] {
         if let Some((ms, tools)) = stages.get(stage) {
@@ -72,8 +75,7 @@ fn main() {
     let mut lab = support::lab_for_fixture(&repo);
 
     let (first_wall, first) = timed_up(&lab, &repo);
-    let mut reruns: Vec<(f64, BTreeMap<String, (u64, u64)>)> =
-        (0..runs).map(|_| timed_up(&lab, &repo)).collect();
+    let mut reruns: Vec<(f64, StageTimes)> = (0..runs).map(|_| timed_up(&lab, &repo)).collect();
     reruns.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (median_wall, median) = &reruns[reruns.len() / 2];
 

@@ -216,9 +216,10 @@ fn a_failed_stage_is_resumed_without_rerunning_earlier_stages() {
 }
 
 /// Start `up` with a hanging configure stage and wait until the fake Ansible runs.
+#[allow(clippy::zombie_processes)] // the caller signals and waits for the child it gets back
 fn start_hanging_up(repo: &Offline) -> std::process::Child {
     repo.ansible_mode("hang");
-    let child = repo
+    let mut child = repo
         .cmd()
         .args(["up", "--to", "configure"])
         .stderr(Stdio::null())
@@ -237,7 +238,11 @@ fn start_hanging_up(repo: &Offline) -> std::process::Child {
         if hanging {
             return child;
         }
-        assert!(Instant::now() < deadline, "configure never started");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("configure never started");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
