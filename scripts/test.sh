@@ -30,7 +30,7 @@ if [ ! -x .venv/bin/ansible-playbook ] || [ "$(cat "$stamp" 2>/dev/null)" != "$w
   echo "$want" > "$stamp"
 fi
 export PATH="$root/.venv/bin:$PATH"
-ansible-playbook --version | head -1
+ansible-playbook --version | sed -n 1p
 
 command -v terraform >/dev/null || { echo "terraform is not on PATH: install Terraform >= 1.9" >&2; exit 1; }
 

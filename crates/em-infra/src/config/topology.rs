@@ -197,30 +197,8 @@ pub struct Inputs {
     pub ssh_public_key_path: String,
 }
 
-/// A node's role, as the `nodes` output and the inventory spell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    ControlPlane,
-    Worker,
-    GpuWorker,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::ControlPlane => "control_plane",
-            Role::Worker => "worker",
-            Role::GpuWorker => "gpu_worker",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A node's role: one type for the tfvars side and the Terraform-state side.
+pub use crate::inventory::Role;
 
 /// One VM the environment would create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

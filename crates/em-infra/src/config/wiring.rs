@@ -22,14 +22,7 @@ use crate::config::tfvars::{Declarations, VarDecl};
 use crate::config::types::Type;
 
 /// The outputs every environment must have (contract §2): the inventory reads them.
-pub const CONTRACT_OUTPUTS: &[&str] = &[
-    "cluster_name",
-    "ssh_user",
-    "control_plane_ips",
-    "worker_ips",
-    "gpu_worker_ips",
-    "nodes",
-];
+use crate::inventory::REQUIRED_OUTPUTS as CONTRACT_OUTPUTS;
 
 /// Arguments of a `module` block that are Terraform's, not the module's variables.
 const MODULE_META_ARGS: &[&str] = &[
