@@ -172,6 +172,24 @@ fn k3s_binary(tmp: &Path) -> (PathBuf, String) {
     (bin, sha)
 }
 
+/// The stand-in built as if it were another k3s release (for the upgrade-by-rerun check).
+fn standin_as_version(tmp: &Path, version: &str) -> (PathBuf, String) {
+    let repo = repo_root();
+    let target = repo.join("target/ansible-lab-standin-upgrade");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_ok(
+        Command::new(cargo)
+            .current_dir(&repo)
+            .args(["build", "--quiet", "-p", "k3s-standin", "--target-dir"])
+            .arg(&target)
+            .env("K3S_STANDIN_VERSION", version),
+    );
+    let bin = tmp.join("k3s-upgrade");
+    fs::copy(target.join("debug/k3s-standin"), &bin).unwrap();
+    let sha = sha256_of(&bin);
+    (bin, sha)
+}
+
 /// `k3s version v1.33.5+k3s1 (...)` → `v1.33.5+k3s1`: post_checks compares every node's
 /// kubeletVersion with k3s_version, so the run pins the version the binary reports.
 fn k3s_version_of(bin: &Path) -> String {
@@ -475,6 +493,30 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         recap_lines(&first),
         recap_lines(&second)
     );
+
+    // 3b. Upgrade by rerun (stand-in only): a new binary and k3s_version replace the file and
+    //     restart each node's k3s exactly once (changed = binary + handler), and post-checks see
+    //     the new kubeletVersion everywhere.
+    if std::env::var_os("EM_INFRA_TEST_K3S_BINARY").is_none() {
+        let (new_bin, new_sha) = standin_as_version(&tmp_path, "v1.99.0+k3s1");
+        let upgrade = [
+            format!("k3s_binary_local_path={}", new_bin.display()),
+            format!("k3s_binary_sha256={new_sha}"),
+            "k3s_version=v1.99.0+k3s1".to_string(),
+        ];
+        let upgrade: Vec<&str> = upgrade.iter().map(String::as_str).collect();
+        let (out, upgraded, t_up) = h.playbook_with("ansible/playbooks/site.yml", &upgrade);
+        assert!(out.status.success(), "upgrade run failed:\n{upgraded}");
+        for (host, c) in recap(&upgraded) {
+            assert_eq!(
+                (c["changed"], c["failed"]),
+                (2, 0),
+                "upgrade on {host}: binary + one restart:\n{}",
+                recap_lines(&upgraded)
+            );
+        }
+        eprintln!("upgrade run {t_up:.1?}\n{}", recap_lines(&upgraded));
+    }
 
     // 4. The kubeconfig on the controller: 0600, points at the control plane, named after the
     //    cluster, and works (the k3s binary's kubectl from the controller namespace).
