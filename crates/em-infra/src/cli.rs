@@ -74,6 +74,18 @@ pub enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Reset(ResetArgs),
 
+    /// Check this machine, the Proxmox host and (after provision) the cluster before a run.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Doctor(DoctorArgs),
+
+    /// Build the cloud-init Ubuntu template on the Proxmox host (idempotent).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Prepare(PrepareArgs),
+
+    /// One table of the environment's nodes: Proxmox VM state joined with Kubernetes node state.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status(StatusArgs),
+
     /// Back up, list and restore the environment's Terraform state.
     #[command(subcommand)]
     State(StateCommand),
@@ -94,6 +106,33 @@ pub struct EnvArg {
         value_name = "NAME|DIR"
     )]
     pub env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+
+    /// tfvars file to check (default: the environment's terraform.tfvars, else the example).
+    #[arg(long, value_name = "FILE")]
+    pub tfvars: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+
+    /// Build a new template from the newest pinned image even when the current one matches
+    /// (running VMs are not touched).
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
 }
 
 #[derive(Debug, Args)]

@@ -6,18 +6,26 @@
 //! - [`engine`]: stages, `state.json`, the lock, run records and events
 //! - [`runner`]: the one way an external program runs (capture, redact, signals)
 //! - [`terraform`], [`ansible`]: the commands each stage runs
+//! - [`proxmox`]: the typed Proxmox VE API client; [`doctor`]: checks before a run
+//! - [`prepare`]: the template on the Proxmox host; [`kube`]: verification through the Kubernetes API
+//! - [`status`]: Proxmox and Kubernetes views of the nodes, joined
 //! - [`report`]: human and JSON rendering
 
 pub mod ansible;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;
 pub mod inventory;
+pub mod kube;
 pub mod output;
+pub mod prepare;
+pub mod proxmox;
 pub mod report;
 pub mod runner;
+pub mod status;
 pub mod terraform;
 
 use std::ffi::OsString;
@@ -66,6 +74,9 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Up(args) => engine::up(&project, &args.run, printer),
         Command::Down(args) => engine::down(&project, &args, printer),
         Command::Reset(args) => engine::reset(&project, &args, printer),
+        Command::Doctor(args) => doctor::run(&project, &args, printer),
+        Command::Prepare(args) => prepare::run(&project, &args, printer),
+        Command::Status(args) => status::run(&project, &args, printer),
         Command::State(cmd) => engine::backup::run(&project, &cmd, printer),
         Command::Runs(cmd) => engine::runs::run(&project, &cmd, printer),
     }

@@ -1,0 +1,1 @@
+//! Verification through the Kubernetes API (kube-rs), using the kubeconfig configure fetched.
