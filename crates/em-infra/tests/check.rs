@@ -11,27 +11,8 @@ use std::process::Command as StdCommand;
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Skip (with a message) on a workstation; fail in CI, where every tool must be present.
-fn skip_or_fail(why: &str) {
-    assert!(!in_ci(), "CI=true but {why}");
-    eprintln!("SKIPPED: {why}");
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
+mod support;
+use support::{on_path, repo_root, skip_or_fail};
 
 /// `em-infra --root <root> --no-color check ARGS`.
 fn check(root: &Path, args: &[&str]) -> Command {

@@ -11,6 +11,9 @@ use predicates::prelude::*;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+mod support;
+use support::{on_path, repo_root, skip_or_fail};
+
 // ---------------------------------------------------------------------------------------------
 // Building states
 // ---------------------------------------------------------------------------------------------
@@ -734,28 +737,6 @@ fn inconsistent_nodes_are_bad_input() {
 // ---------------------------------------------------------------------------------------------
 // Real tools: Terraform on the offline fixture, ansible-inventory through our plugin
 // ---------------------------------------------------------------------------------------------
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Skip (with a message) on a workstation; fail in CI, where every tool must be present.
-fn skip_or_fail(why: &str) {
-    assert!(!in_ci(), "CI=true but {why}");
-    eprintln!("SKIPPED: {why}");
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
 
 /// Copy a directory tree, leaving out Terraform's working files and any state.
 fn copy_tree(from: &Path, to: &Path) {

@@ -18,8 +18,19 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-fn ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skip (with a message) on a workstation; fail in CI, where every tool must be present.
+pub fn skip_or_fail(why: &str) {
+    assert!(!in_ci(), "CI=true but {why}");
+    eprintln!("SKIPPED: {why}");
+}
+
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// True when `terraform` runs here; skips (prints why) otherwise, and fails under CI.
@@ -29,7 +40,7 @@ pub fn terraform_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(!ci(), "terraform is required in CI");
+        assert!(!in_ci(), "terraform is required in CI");
         eprintln!("skipping: terraform is not on PATH");
     }
     ok
