@@ -504,8 +504,8 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
             format!("k3s_binary_sha256={new_sha}"),
             "k3s_version=v1.99.0+k3s1".to_string(),
         ];
-        let upgrade: Vec<&str> = upgrade.iter().map(String::as_str).collect();
-        let (out, upgraded, t_up) = h.playbook_with("ansible/playbooks/site.yml", &upgrade);
+        h.extra_vars = upgrade.to_vec();
+        let (out, upgraded, t_up) = h.playbook("ansible/playbooks/site.yml");
         assert!(out.status.success(), "upgrade run failed:\n{upgraded}");
         for (host, c) in recap(&upgraded) {
             assert_eq!(
@@ -517,6 +517,42 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         }
         eprintln!("upgrade run {t_up:.1?}\n{}", recap_lines(&upgraded));
     }
+
+    // 3c. One agent reset and rejoined (as a recreated VM would): its old node object is deleted
+    //     first (k3s would refuse the new node password), nothing else changes.
+    let (out, one, _) = h.ansible(
+        "ansible-playbook",
+        &[
+            "-i",
+            "ansible/inventory/terraform_inventory.yml",
+            "--limit",
+            "lab-worker-2",
+            "ansible/playbooks/reset.yml",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "reset.yml --limit lab-worker-2 failed:\n{one}"
+    );
+    let out = h.ssh("lab-worker-2", "test ! -e /etc/rancher/node/password");
+    assert!(out.status.success(), "reset removes the node password");
+    let (out, rejoin, _) = h.playbook("ansible/playbooks/site.yml");
+    assert!(out.status.success(), "rejoin run failed:\n{rejoin}");
+    let r = recap(&rejoin);
+    assert!(r["lab-worker-2"]["changed"] > 0, "{}", recap_lines(&rejoin));
+    for host in ["lab-cp-1", "lab-worker-1"] {
+        assert_eq!(
+            r[host]["changed"],
+            0,
+            "rejoining lab-worker-2 must not touch {host}:\n{}",
+            recap_lines(&rejoin)
+        );
+    }
+    assert!(rejoin.contains("Delete a stale node object"), "{rejoin}");
+    assert!(
+        env_dir.join("kubeconfig").exists(),
+        "resetting one agent keeps the kubeconfig"
+    );
 
     // 4. The kubeconfig on the controller: 0600, points at the control plane, named after the
     //    cluster, and works (the k3s binary's kubectl from the controller namespace).

@@ -78,6 +78,7 @@ pub fn run(args: &[String]) -> i32 {
             .map(|(k, v)| (k, Json::str(v)))
             .collect(),
     );
+    let node_password = std::fs::read_to_string(crate::server::NODE_PASSWORD).unwrap_or_default();
     let mut registered = false;
     while !sys::stopping() {
         let ip = cfg
@@ -95,6 +96,7 @@ pub fn run(args: &[String]) -> i32 {
             ("memoryKiB", Json::Num(sys::mem_total_kib() as f64)),
             ("kernel", Json::str(sys::kernel_version())),
             ("osImage", Json::str(sys::os_image())),
+            ("nodePassword", Json::str(node_password.trim())),
         ]);
         match crate::server::request(&addr, &req, Duration::from_secs(5)) {
             Ok(reply) if matches!(reply.get("ok"), Some(Json::Bool(true))) => {
@@ -106,6 +108,21 @@ pub fn run(args: &[String]) -> i32 {
                     sys::sd_notify("READY=1");
                     registered = true;
                 }
+                if !sys::sleep_unless_stopping(Duration::from_secs(5)) {
+                    break;
+                }
+            }
+            Ok(reply) if matches!(reply.get("retry"), Some(Json::Bool(true))) => {
+                // Like k3s: log and keep trying (an admin may delete the stale node meanwhile).
+                let why = reply
+                    .get("error")
+                    .and_then(Json::as_str)
+                    .unwrap_or("rejected");
+                log(
+                    "error",
+                    &format!("Failed to register node {name} with https://{addr}: {why}"),
+                );
+                registered = false;
                 if !sys::sleep_unless_stopping(Duration::from_secs(5)) {
                     break;
                 }

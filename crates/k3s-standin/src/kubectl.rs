@@ -57,6 +57,50 @@ pub fn run(args: &[String]) -> i32 {
         }
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let ignore_not_found = args
+        .iter()
+        .any(|a| a == "--ignore-not-found" || a == "--ignore-not-found=true");
+    let words: Vec<&str> = words
+        .into_iter()
+        .filter(|w| !w.starts_with("--ignore-not-found"))
+        .collect();
+    if let ["delete", "nodes" | "node" | "no", names @ ..] = words.as_slice() {
+        if names.is_empty() {
+            eprintln!("error: resource(s) were provided, but no name was specified");
+            return 1;
+        }
+        let names = Json::Arr(names.iter().map(|n| Json::str(*n)).collect());
+        return match call(
+            kubeconfig,
+            Json::obj([("op", Json::str("delete")), ("names", names)]),
+        ) {
+            Ok(reply) => {
+                let list = |k: &str| -> Vec<String> {
+                    reply
+                        .get(k)
+                        .and_then(Json::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|n| n.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                for d in list("deleted") {
+                    println!("node \"{d}\" deleted");
+                }
+                let missing = list("missing");
+                if !missing.is_empty() && !ignore_not_found {
+                    for m in missing {
+                        eprintln!("Error from server (NotFound): nodes \"{m}\" not found");
+                    }
+                    return 1;
+                }
+                0
+            }
+            Err(code) => code,
+        };
+    }
     if !matches!(words.as_slice(), ["get", "nodes" | "node" | "no"])
         || !matches!(output.as_deref(), None | Some("json") | Some("wide"))
     {
@@ -65,29 +109,8 @@ pub fn run(args: &[String]) -> i32 {
         );
         return 1;
     }
-    let path = kubeconfig.unwrap_or_else(|| crate::server::KUBECONFIG.to_string());
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: error loading config file \"{path}\": {e}");
-            return 1;
-        }
-    };
-    let Some((server, key_b64)) = read_kubeconfig(&text) else {
-        eprintln!("error: invalid configuration: no server/client-key-data in {path}");
-        return 1;
-    };
-    let addr = match crate::agent::server_addr(&server) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    let key = decode_b64(&key_b64).unwrap_or_default();
-    let req = Json::obj([("op", Json::str("nodes")), ("key", Json::str(key))]);
-    match crate::server::request(&addr, &req, Duration::from_secs(10)) {
-        Ok(reply) if matches!(reply.get("ok"), Some(Json::Bool(true))) => {
+    match call(kubeconfig, Json::obj([("op", Json::str("nodes"))])) {
+        Ok(reply) => {
             if output.as_deref() == Some("json") {
                 println!(
                     "{}",
@@ -101,6 +124,35 @@ pub fn run(args: &[String]) -> i32 {
             }
             0
         }
+        Err(code) => code,
+    }
+}
+
+/// Sends `req` (plus the kubeconfig's client key) to the server the kubeconfig names. Errors are
+/// printed the way kubectl prints them; `Err` carries the exit code.
+fn call(kubeconfig: Option<String>, req: Json) -> Result<Json, i32> {
+    let path = kubeconfig.unwrap_or_else(|| crate::server::KUBECONFIG.to_string());
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        eprintln!("error: error loading config file \"{path}\": {e}");
+        1
+    })?;
+    let Some((server, key_b64)) = read_kubeconfig(&text) else {
+        eprintln!("error: invalid configuration: no server/client-key-data in {path}");
+        return Err(1);
+    };
+    let addr = crate::agent::server_addr(&server).map_err(|e| {
+        eprintln!("error: {e}");
+        1
+    })?;
+    let mut req = req;
+    if let Json::Obj(pairs) = &mut req {
+        pairs.push((
+            "key".to_string(),
+            Json::str(decode_b64(&key_b64).unwrap_or_default()),
+        ));
+    }
+    match crate::server::request(&addr, &req, Duration::from_secs(10)) {
+        Ok(reply) if matches!(reply.get("ok"), Some(Json::Bool(true))) => Ok(reply),
         Ok(reply) => {
             eprintln!(
                 "error: {}",
@@ -109,13 +161,13 @@ pub fn run(args: &[String]) -> i32 {
                     .and_then(Json::as_str)
                     .unwrap_or("request failed")
             );
-            1
+            Err(1)
         }
         Err(_) => {
             eprintln!(
                 "The connection to the server {addr} was refused - did you specify the right host or port?"
             );
-            1
+            Err(1)
         }
     }
 }

@@ -15,7 +15,9 @@
 //!   `/var/lib/rancher/k3s/server/standin-nodes.json`, and tells systemd `READY=1` (`Type=notify`).
 //! * `k3s agent` reads `server`, `token`, `node-ip`, `node-name`, `node-label`, retries until the
 //!   server answers (as k3s does), exits non-zero with a k3s-like fatal line on a wrong token,
-//!   then re-registers every few seconds as its heartbeat.
+//!   refuses (retrying) when another host's node password holds its name, then re-registers
+//!   every few seconds as its heartbeat.
+//! * `k3s kubectl delete node NAME... [--ignore-not-found]` removes agent nodes.
 //! * `k3s kubectl get nodes [-o json]` prints a `v1` NodeList (names, labels, Ready condition,
 //!   `nodeInfo.kubeletVersion`, allocatable cpu/memory/pods) from the running server.
 //! * SIGTERM/SIGINT stop the process cleanly (exit 0).

@@ -20,6 +20,9 @@ pub struct Node {
     pub os_image: String,
     pub created: u64,
     pub last_seen: u64,
+    /// Fingerprint of the agent's `/etc/rancher/node/password` (k3s keeps it as a node-password
+    /// Secret): a different host under the same name is refused until the node is deleted.
+    pub password_hash: String,
 }
 
 impl Node {
@@ -75,6 +78,7 @@ impl Node {
             ("osImage", Json::str(&self.os_image)),
             ("created", Json::Num(self.created as f64)),
             ("lastSeen", Json::Num(self.last_seen as f64)),
+            ("passwordHash", Json::str(&self.password_hash)),
         ])
     }
 
@@ -100,6 +104,7 @@ impl Node {
             os_image: s("osImage").unwrap_or_default(),
             created: n("created").unwrap_or(0),
             last_seen: n("lastSeen").unwrap_or(0),
+            password_hash: s("passwordHash").unwrap_or_default(),
         })
     }
 
@@ -347,6 +352,7 @@ mod tests {
             os_image: "Debian GNU/Linux 12 (bookworm)".into(),
             created: 1_000,
             last_seen,
+            password_hash: String::new(),
         }
     }
 

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 pub const SERVER_DIR: &str = "/var/lib/rancher/k3s/server";
 pub const KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
+pub const NODE_PASSWORD: &str = "/etc/rancher/node/password";
+/// k3s's message when a host registers under a name another host's password already holds.
+pub const NODE_PASSWORD_REJECTED: &str = "Node password rejected, duplicate hostname or contents of '/etc/rancher/node/password' may not match server node-passwd entry, try enabling a unique node name with the --with-node-id flag";
 
 /// The fake client key written into k3s.yaml; kubectl presents it and the server checks it.
 pub fn admin_key(password: &str) -> String {
@@ -178,7 +181,7 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 pub fn ensure_node_password() {
-    let path = "/etc/rancher/node/password";
+    let path = NODE_PASSWORD;
     if std::fs::metadata(path).is_err() {
         let _ = write_file(path, &format!("{}\n", sys::random_hex(16)), 0o600);
     }
@@ -197,6 +200,7 @@ fn self_node(name: &str, ip: &str, extra: &[(String, String)], server: bool) -> 
         os_image: sys::os_image(),
         created: now,
         last_seen: now,
+        password_hash: String::new(),
     }
 }
 
@@ -248,103 +252,153 @@ fn handle(stream: TcpStream, password: &str, nodes: &mut Vec<Node>) -> bool {
             return false;
         }
     };
-    let field = |k: &str| req.get(k).and_then(Json::as_str).unwrap_or("").to_string();
-    match field("op").as_str() {
-        "register" => {
-            if crate::token_password(&field("token")) != password {
-                log(
-                    "warning",
-                    &format!("Rejected node {}: token does not match", field("name")),
-                );
-                reply(
-                    &mut out,
-                    Json::obj([
+    let (answer, changed) = respond(&req, password, nodes);
+    reply(&mut out, answer);
+    changed
+}
+
+/// Answers one request: `register` (agents), `nodes` and `delete` (kubectl). Returns the reply
+/// and whether the node registry changed.
+pub fn respond(req: &Json, password: &str, nodes: &mut Vec<Node>) -> (Json, bool) {
+    let mut answer = None;
+    let mut set = |v: Json| answer = Some(v);
+    let changed = 'op: {
+        let field = |k: &str| req.get(k).and_then(Json::as_str).unwrap_or("").to_string();
+        match field("op").as_str() {
+            "register" => {
+                if crate::token_password(&field("token")) != password {
+                    log(
+                        "warning",
+                        &format!("Rejected node {}: token does not match", field("name")),
+                    );
+                    set(Json::obj([
                         ("ok", Json::Bool(false)),
                         ("error", Json::str("401 Unauthorized")),
-                    ]),
-                );
-                return false;
-            }
-            let name = field("name");
-            if name.is_empty() {
-                reply(
-                    &mut out,
-                    Json::obj([
+                    ]));
+                    break 'op false;
+                }
+                let name = field("name");
+                if name.is_empty() {
+                    set(Json::obj([
                         ("ok", Json::Bool(false)),
                         ("error", Json::str("missing node name")),
-                    ]),
-                );
-                return false;
+                    ]));
+                    break 'op false;
+                }
+                let labels: Vec<(String, String)> = req
+                    .get("labels")
+                    .and_then(Json::as_object)
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let password_hash = sys::fake_hash_hex(field("nodePassword").as_bytes());
+                if let Some(existing) = nodes.iter().find(|n| n.name == name)
+                    && !existing.password_hash.is_empty()
+                    && existing.password_hash != password_hash
+                {
+                    log("error", &format!("Node password rejected for {name}"));
+                    set(Json::obj([
+                        ("ok", Json::Bool(false)),
+                        ("retry", Json::Bool(true)),
+                        ("error", Json::str(NODE_PASSWORD_REJECTED)),
+                    ]));
+                    break 'op false;
+                }
+                let num = |k: &str, d: u64| {
+                    req.get(k)
+                        .and_then(Json::as_f64)
+                        .map(|f| f as u64)
+                        .unwrap_or(d)
+                };
+                let now = sys::now_secs();
+                let node = Node {
+                    labels: Node::default_labels(&name, false, &field("arch"), &labels),
+                    name,
+                    internal_ip: field("ip"),
+                    server: false,
+                    cpu: num("cpu", 1),
+                    memory_kib: num("memoryKiB", 0),
+                    kernel: field("kernel"),
+                    os_image: field("osImage"),
+                    created: now,
+                    last_seen: now,
+                    password_hash,
+                };
+                upsert(nodes, node, true);
+                set(Json::obj([("ok", Json::Bool(true))]));
+                true
             }
-            let labels: Vec<(String, String)> = req
-                .get("labels")
-                .and_then(Json::as_object)
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let num = |k: &str, d: u64| {
-                req.get(k)
-                    .and_then(Json::as_f64)
-                    .map(|f| f as u64)
-                    .unwrap_or(d)
-            };
-            let now = sys::now_secs();
-            let node = Node {
-                labels: Node::default_labels(&name, false, &field("arch"), &labels),
-                name,
-                internal_ip: field("ip"),
-                server: false,
-                cpu: num("cpu", 1),
-                memory_kib: num("memoryKiB", 0),
-                kernel: field("kernel"),
-                os_image: field("osImage"),
-                created: now,
-                last_seen: now,
-            };
-            upsert(nodes, node, true);
-            reply(&mut out, Json::obj([("ok", Json::Bool(true))]));
-            true
-        }
-        "nodes" => {
-            if field("key") != admin_key(password) {
-                reply(
-                    &mut out,
-                    Json::obj([
+            "nodes" => {
+                if field("key") != admin_key(password) {
+                    set(Json::obj([
                         ("ok", Json::Bool(false)),
                         (
                             "error",
                             Json::str("You must be logged in to the server (Unauthorized)"),
                         ),
-                    ]),
-                );
-                return false;
-            }
-            let list = nodes::node_list(nodes, sys::now_secs(), crate::VERSION);
-            let table = nodes::node_table(nodes, sys::now_secs(), crate::VERSION);
-            reply(
-                &mut out,
-                Json::obj([
+                    ]));
+                    break 'op false;
+                }
+                let list = nodes::node_list(nodes, sys::now_secs(), crate::VERSION);
+                let table = nodes::node_table(nodes, sys::now_secs(), crate::VERSION);
+                set(Json::obj([
                     ("ok", Json::Bool(true)),
                     ("list", list),
                     ("table", Json::str(table)),
-                ]),
-            );
-            false
-        }
-        other => {
-            reply(
-                &mut out,
-                Json::obj([
+                ]));
+                false
+            }
+            "delete" => {
+                if field("key") != admin_key(password) {
+                    set(Json::obj([
+                        ("ok", Json::Bool(false)),
+                        (
+                            "error",
+                            Json::str("You must be logged in to the server (Unauthorized)"),
+                        ),
+                    ]));
+                    break 'op false;
+                }
+                let wanted: Vec<String> = req
+                    .get("names")
+                    .and_then(Json::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let (deleted, missing): (Vec<String>, Vec<String>) = wanted
+                    .into_iter()
+                    .partition(|w| nodes.iter().any(|n| n.name == *w && !n.server));
+                nodes.retain(|n| !deleted.contains(&n.name));
+                for d in &deleted {
+                    log("info", &format!("Deleted node {d} (and its node password)"));
+                }
+                let list = |v: &[String]| Json::Arr(v.iter().map(Json::str).collect());
+                set(Json::obj([
+                    ("ok", Json::Bool(true)),
+                    ("deleted", list(&deleted)),
+                    ("missing", list(&missing)),
+                ]));
+                !deleted.is_empty()
+            }
+            other => {
+                set(Json::obj([
                     ("ok", Json::Bool(false)),
                     ("error", Json::str(format!("unknown op {other:?}"))),
-                ]),
-            );
-            false
+                ]));
+                false
+            }
         }
-    }
+    };
+    (
+        answer.unwrap_or_else(|| Json::obj([("ok", Json::Bool(false))])),
+        changed,
+    )
 }
 
 /// Sends one request and reads the whole JSON reply.
@@ -376,6 +430,93 @@ pub fn request(addr: &str, req: &Json, timeout: Duration) -> std::io::Result<Jso
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn register(token: &str, name: &str, node_password: &str) -> Json {
+        Json::obj([
+            ("op", Json::str("register")),
+            ("token", Json::str(token)),
+            ("name", Json::str(name)),
+            ("ip", Json::str("10.231.0.21")),
+            (
+                "labels",
+                Json::obj([("em-infra/role", Json::str("worker"))]),
+            ),
+            ("arch", Json::str("amd64")),
+            ("nodePassword", Json::str(node_password)),
+        ])
+    }
+
+    fn ok(reply: &Json) -> bool {
+        matches!(reply.get("ok"), Some(Json::Bool(true)))
+    }
+
+    #[test]
+    fn agents_join_only_with_the_token_and_their_own_node_password() {
+        let mut nodes = Vec::new();
+        let (r, changed) = respond(&register("wrong", "w1", "p1"), "pw", &mut nodes);
+        assert!(!ok(&r) && !changed && nodes.is_empty());
+        assert_eq!(
+            r.get("error").and_then(Json::as_str),
+            Some("401 Unauthorized")
+        );
+
+        // The full K10 token works as well as the short one.
+        let (r, changed) = respond(&register("K10abc::server:pw", "w1", "p1"), "pw", &mut nodes);
+        assert!(ok(&r) && changed);
+        assert_eq!(
+            nodes[0].labels.get("em-infra/role").map(String::as_str),
+            Some("worker")
+        );
+        assert!(
+            !nodes[0]
+                .labels
+                .contains_key("node-role.kubernetes.io/control-plane")
+        );
+
+        // Same host again: fine. Another host (new password) under the same name: refused, retryable.
+        assert!(ok(&respond(&register("pw", "w1", "p1"), "pw", &mut nodes).0));
+        let (r, _) = respond(&register("pw", "w1", "p2"), "pw", &mut nodes);
+        assert!(!ok(&r));
+        assert_eq!(r.get("retry"), Some(&Json::Bool(true)));
+        assert!(
+            r.get("error")
+                .and_then(Json::as_str)
+                .unwrap()
+                .starts_with("Node password rejected")
+        );
+
+        // Deleting the node (admin key required) lets the new host register.
+        let del = |key: &str| {
+            Json::obj([
+                ("op", Json::str("delete")),
+                ("names", Json::Arr(vec![Json::str("w1"), Json::str("nope")])),
+                ("key", Json::str(key)),
+            ])
+        };
+        assert!(!ok(&respond(&del("bad"), "pw", &mut nodes).0));
+        let (r, changed) = respond(&del(&admin_key("pw")), "pw", &mut nodes);
+        assert!(ok(&r) && changed && nodes.is_empty());
+        assert_eq!(
+            r.get("missing").and_then(Json::as_array).map(<[Json]>::len),
+            Some(1)
+        );
+        assert!(ok(&respond(&register("pw", "w1", "p2"), "pw", &mut nodes).0));
+    }
+
+    #[test]
+    fn node_list_needs_the_admin_key() {
+        let mut nodes = Vec::new();
+        let list = |key: &str| Json::obj([("op", Json::str("nodes")), ("key", Json::str(key))]);
+        assert!(!ok(&respond(&list("x"), "pw", &mut nodes).0));
+        let (r, changed) = respond(&list(&admin_key("pw")), "pw", &mut nodes);
+        assert!(ok(&r) && !changed);
+        assert_eq!(
+            r.get("list")
+                .and_then(|l| l.get("kind"))
+                .and_then(Json::as_str),
+            Some("List")
+        );
+    }
 
     #[test]
     fn kubeconfig_matches_k3s_shape() {
