@@ -55,7 +55,11 @@ impl Kubeconfig {
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
         config.reset_reader_on_write = true;
-        let server = config.cluster_url.to_string();
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
         let client = Client::try_from(config).map_err(|err| {
             anyhow::anyhow!(
                 "cannot build a Kubernetes client from {}: {err}",

@@ -260,6 +260,15 @@ fn parse_k3s_version(text: &str) -> Option<String> {
     })
 }
 
+/// A timeout for messages: whole seconds (`300s`), or milliseconds below one second.
+pub(crate) fn human(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 fn block_on<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -275,9 +275,9 @@ pub(super) fn checks(
             "nodes-ready",
             false,
             format!(
-                "{} of {n} nodes not Ready after {}s:\n{}",
+                "{} of {n} nodes not Ready after {}:\n{}",
                 problems.len(),
-                ready_timeout.as_secs(),
+                super::human(ready_timeout),
                 problems.join("\n")
             ),
         )

@@ -73,9 +73,9 @@ async fn ensure_namespace(
     delete_namespace(client).await?;
     if !wait_gone(client, opts, opts.cleanup_timeout).await? {
         anyhow::bail!(
-            "namespace {SMOKE_NAMESPACE} from an earlier run is still terminating after {}s; \
+            "namespace {SMOKE_NAMESPACE} from an earlier run is still terminating after {}; \
              see `kubectl get namespace {SMOKE_NAMESPACE} -o yaml` (status.conditions)",
-            opts.cleanup_timeout.as_secs()
+            super::human(opts.cleanup_timeout)
         );
     }
     api.create(&PostParams::default(), &ns)
@@ -185,9 +185,9 @@ async fn deployment(
                 NAME,
                 false,
                 format!(
-                    "Deployment {SMOKE_DEPLOYMENT} not rolled out after {}s ({available}/{REPLICAS} replicas \
+                    "Deployment {SMOKE_DEPLOYMENT} not rolled out after {} ({available}/{REPLICAS} replicas \
                      available, nodeSelector {ROLE_LABEL}=worker, image {}){conditions}{why}",
-                    opts.smoke_timeout.as_secs(),
+                    super::human(opts.smoke_timeout),
                     opts.smoke_image
                 ),
             );
@@ -499,8 +499,8 @@ async fn gpu_pods(
                     check_name(node),
                     false,
                     format!(
-                        "pod {name} did not finish in {}s: {}",
-                        opts.smoke_timeout.as_secs(),
+                        "pod {name} did not finish in {}: {}",
+                        super::human(opts.smoke_timeout),
                         describe_pod(&pod)
                     ),
                 )),
@@ -569,8 +569,8 @@ async fn cleanup(
             NAME,
             true,
             format!(
-                "namespace {SMOKE_NAMESPACE} deletion requested; still terminating after {}s (the next run waits for it)",
-                opts.cleanup_timeout.as_secs()
+                "namespace {SMOKE_NAMESPACE} deletion requested; still terminating after {} (the next run waits for it)",
+                super::human(opts.cleanup_timeout)
             ),
         ),
         Err(err) => Check::new(
