@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 use crate::config::Project;
 use crate::exit::Failure;
-use crate::inventory::{ClusterOutputs, Role, load_outputs};
+use crate::inventory::{ClusterOutputs, Role, load_outputs, natural_cmp};
 use crate::kube::NodeReport;
 use crate::output::{Mark, Printer};
 use crate::proxmox::VmResource;
@@ -110,9 +110,15 @@ pub fn join(
 ) -> StatusView {
     let vms = proxmox.get();
     let nodes = kubernetes.get();
-    let mut rows: Vec<NodeStatus> = outputs
-        .nodes
-        .iter()
+    // Control plane, workers, GPU workers; slot order within each.
+    let mut planned: Vec<&crate::inventory::Node> = outputs.nodes.iter().collect();
+    planned.sort_by(|a, b| {
+        a.role
+            .cmp(&b.role)
+            .then_with(|| natural_cmp(&a.name, &b.name))
+    });
+    let mut rows: Vec<NodeStatus> = planned
+        .into_iter()
         .map(|planned| {
             let mut drift = Vec::new();
             let vm = vms.and_then(|vms| vms.iter().find(|vm| vm.vmid == planned.vm_id));

@@ -62,12 +62,18 @@ pub struct ExpectedCluster {
 
 impl ExpectedCluster {
     /// The nodes of `outputs` and the pinned version (see [`pinned_k3s_version`]).
+    /// Nodes in role order (control plane, workers, GPU workers), slot order within a role.
     pub fn from_outputs(outputs: &ClusterOutputs, k3s_version: impl Into<String>) -> Self {
+        let mut planned: Vec<&crate::inventory::Node> = outputs.nodes.iter().collect();
+        planned.sort_by(|a, b| {
+            a.role
+                .cmp(&b.role)
+                .then_with(|| crate::inventory::natural_cmp(&a.name, &b.name))
+        });
         ExpectedCluster {
             k3s_version: k3s_version.into(),
-            nodes: outputs
-                .nodes
-                .iter()
+            nodes: planned
+                .into_iter()
                 .map(|n| ExpectedNode {
                     name: n.name.clone(),
                     role: n.role,

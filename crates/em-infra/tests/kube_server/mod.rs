@@ -5,6 +5,10 @@
 //! Smoke objects are kept in memory: POST stores (409 when the name exists), GET returns the stored
 //! object with a status the test chose (Deployment available or not, Pod phase), DELETE of the
 //! namespace removes it and everything inside it.
+//!
+//! For `em-infra status` tests the same server can also answer the one Proxmox VE call status
+//! makes, `GET /api2/json/cluster/resources?type=vm` (the `{"data": [...]}` envelope), see
+//! [`KubeServer::set_pve_vms`] and [`pve_vm`].
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
@@ -41,6 +45,7 @@ struct State {
     pod_phase: String,
     pod_log: String,
     resource_version: u64,
+    pve_vms: Option<Value>,
 }
 
 pub struct KubeServer {
@@ -61,6 +66,7 @@ impl KubeServer {
             pod_phase: "Succeeded".into(),
             pod_log: NVIDIA_SMI_OUTPUT.into(),
             resource_version: 41000,
+            pve_vms: None,
         }));
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -99,6 +105,11 @@ impl KubeServer {
 
     pub fn set_pod_log(&self, log: &str) {
         self.state.lock().unwrap().pod_log = log.into();
+    }
+
+    /// Answer `GET /api2/json/cluster/resources` with these entries (see [`pve_vm`]).
+    pub fn set_pve_vms(&self, vms: Vec<Value>) {
+        self.state.lock().unwrap().pve_vms = Some(Value::Array(vms));
     }
 
     /// Pretend an interrupted run left the smoke namespace behind.
@@ -356,6 +367,33 @@ fn fxhash(s: &str) -> u64 {
     }) & 0xffff_ffff_ffff
 }
 
+/// One entry of PVE's `GET /cluster/resources?type=vm`, as PVE 8 returns it (0/1 booleans,
+/// `;`-separated tags, sizes in bytes).
+pub fn pve_vm(vmid: u64, name: &str, node: &str, status: &str) -> Value {
+    let running = status == "running";
+    json!({
+        "id": format!("qemu/{vmid}"),
+        "type": "qemu",
+        "vmid": vmid,
+        "name": name,
+        "node": node,
+        "status": status,
+        "template": 0,
+        "tags": "em-infra;k3s-dev",
+        "maxcpu": 2,
+        "maxmem": 4_294_967_296_u64,
+        "maxdisk": 34_359_738_368_u64,
+        "cpu": if running { json!(0.0213) } else { json!(0) },
+        "mem": if running { 1_181_057_024_u64 } else { 0 },
+        "disk": 0,
+        "diskread": 0,
+        "diskwrite": 0,
+        "netin": if running { 48_213_442_u64 } else { 0 },
+        "netout": if running { 2_113_870_u64 } else { 0 },
+        "uptime": if running { 3_861 } else { 0 },
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
@@ -412,6 +450,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         201 => "Created",
         404 => "Not Found",
         409 => "Conflict",
+        501 => "Not Implemented",
         _ => "Error",
     };
     let response = format!(
@@ -623,6 +662,10 @@ fn route(st: &mut State, req: &Recorded) -> Response {
                 not_found("pods", name)
             }
         }
+        ("GET", ["api2", "json", "cluster", "resources"]) => match &st.pve_vms {
+            Some(vms) => ok(200, &json!({ "data": vms })),
+            None => (501, "application/json", "{\"data\":null}".into()),
+        },
         _ => not_found(
             "the server could not find the requested resource",
             &req.path,
