@@ -921,3 +921,93 @@ fn http_500_lock_reason_from_any_endpoint() {
         "{err}"
     );
 }
+
+#[test]
+fn old_release_warns_and_offline_node_fails() {
+    let lab = Lab::new();
+    lab.server.route(
+        "GET /version",
+        ok(json!({"version": "7.4-17", "release": "7.4", "repoid": "513c62be"})),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_check(
+        "PVE release",
+        "warn",
+        "7.4 (pve-manager 7.4-17) is not a tested release (8.x, 9.x)",
+        "upgrade to Proxmox VE 8 or 9",
+    );
+
+    lab.server.route(
+        "GET /nodes",
+        ok(json!([{"node": "pve", "status": "offline", "type": "node", "id": "node/pve", "level": ""}])),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    assert_eq!(run.failed_names(), ["node pve"]);
+    run.assert_check("node pve", "fail", "pve is offline", "start pve");
+    run.assert_check(
+        "storage local-lvm on pve",
+        "skip",
+        "node pve is not online",
+        "",
+    );
+}
+
+#[test]
+fn cluster_group_probes_ssh_on_every_provisioned_node() {
+    let lab = Lab::new();
+    let out = |value: Value| json!({ "value": value, "type": "dynamic" });
+    let state = json!({
+        "version": 4,
+        "terraform_version": "1.9.8",
+        "serial": 3,
+        "lineage": "1b6a1d0e-8c3f-4d8e-9a3b-6c2f1e0d9a8b",
+        "outputs": {
+            "cluster_name": out(json!("lab")),
+            "ssh_user": out(json!("ubuntu")),
+            "control_plane_ips": out(json!(["127.0.0.1"])),
+            "worker_ips": out(json!([])),
+            "gpu_worker_ips": out(json!([])),
+            "nodes": out(json!({
+                "lab-cp-1": {"name": "lab-cp-1", "role": "control_plane", "ip": "127.0.0.1", "vm_id": 9100,
+                             "proxmox_node": "pve", "gpu": null}
+            })),
+        },
+        "resources": [],
+        "check_results": null,
+    });
+    fs::write(lab.env_dir().join("terraform.tfstate"), state.to_string()).unwrap();
+    let run = lab.doctor();
+    // Whether this machine runs an SSH server decides the verdict; the check must agree with it.
+    let open = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:22".parse().unwrap(),
+        Duration::from_secs(5),
+    )
+    .is_ok();
+    if open {
+        run.assert_check("SSH lab-cp-1", "ok", "127.0.0.1:22 answers", "");
+    } else {
+        assert_eq!(run.code, 3);
+        run.assert_check(
+            "SSH lab-cp-1",
+            "fail",
+            "cannot reach 127.0.0.1:22",
+            "check that VM 9100 runs (qm status 9100 on pve)",
+        );
+    }
+
+    fs::write(
+        lab.env_dir().join("terraform.tfstate"),
+        "{\"version\": 4, \"ser",
+    )
+    .unwrap();
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    run.assert_check(
+        "Terraform state",
+        "fail",
+        "terraform.tfstate",
+        "em-infra up --from provision",
+    );
+}
