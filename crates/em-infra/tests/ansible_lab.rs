@@ -172,6 +172,66 @@ fn k3s_binary(tmp: &Path) -> (PathBuf, String) {
     (bin, sha)
 }
 
+const MIRROR_PORT: u16 = 18080;
+
+/// Serves `<version>/<asset>` and `<version>/sha256sum-<arch>.txt` the way GitHub's release
+/// downloads are laid out, from the controller namespace (a process this test owns and kills).
+fn start_release_mirror(
+    lab: &Lab,
+    tmp: &Path,
+    bin: &Path,
+    sha: &str,
+    version: &str,
+) -> std::process::Child {
+    let arch = if std::env::consts::ARCH == "aarch64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let asset = if arch == "amd64" {
+        "k3s".to_string()
+    } else {
+        format!("k3s-{arch}")
+    };
+    let dir = tmp.join("releases").join(version);
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(bin, dir.join(&asset)).unwrap();
+    fs::write(
+        dir.join(format!("sha256sum-{arch}.txt")),
+        format!(
+            "{}  k3s-airgap-images-{arch}.tar.zst\n{sha}  {asset}\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let child = lab
+        .command("python3")
+        .args(["-m", "http.server", &MIRROR_PORT.to_string(), "--bind"])
+        .arg(lab.controller_addr().to_string())
+        .arg("--directory")
+        .arg(tmp.join("releases"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the release mirror");
+    let probe = format!(
+        "import socket; socket.create_connection(('{}', {MIRROR_PORT}), 1)",
+        lab.controller_addr()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !run(lab.command("python3").args(["-c", &probe]))
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the release mirror did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child
+}
+
 /// The stand-in built as if it were another k3s release (for the upgrade-by-rerun check).
 fn standin_as_version(tmp: &Path, version: &str) -> (PathBuf, String) {
     let repo = repo_root();
@@ -373,13 +433,23 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
     let mut h = Harness {
         lab,
         env,
+        // The first runs use the role's download path against a release mirror in the lab
+        // (get_url + the release's sha256sum file); later steps use the air-gapped path.
         extra_vars: vec![
-            format!("k3s_binary_local_path={}", k3s_bin.display()),
-            format!("k3s_binary_sha256={k3s_sha}"),
+            format!(
+                "k3s_binary_release_url=http://{}:{MIRROR_PORT}",
+                Ipv4Addr::new(10, 231, 0, 1)
+            ),
             format!("k3s_version={k3s_version}"),
         ],
         transcript: String::new(),
     };
+    assert_eq!(h.lab.controller_addr(), Ipv4Addr::new(10, 231, 0, 1));
+    let mut mirror = start_release_mirror(&h.lab, &tmp_path, &k3s_bin, &k3s_sha, &k3s_version);
+    let local_path = [
+        format!("k3s_binary_local_path={}", k3s_bin.display()),
+        format!("k3s_binary_sha256={k3s_sha}"),
+    ];
 
     // 1. The canonical inventory config, through the em_infra_state plugin and em-infra.
     let (out, inv_text, _) = h.ansible(
@@ -430,7 +500,10 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
 
     // 2a. A binary whose checksum does not match is refused before anything is installed.
     let wrong = format!("k3s_binary_sha256={}", "0".repeat(64));
-    let (out, refused, _) = h.playbook_with("ansible/playbooks/control-plane.yml", &[&wrong]);
+    let (out, refused, _) = h.playbook_with(
+        "ansible/playbooks/control-plane.yml",
+        &[&local_path[0], &wrong],
+    );
     assert!(
         !out.status.success(),
         "a wrong k3s_binary_sha256 must fail:\n{refused}"
@@ -493,6 +566,31 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         recap_lines(&first),
         recap_lines(&second)
     );
+
+    assert!(
+        first.contains("Download the pinned k3s release")
+            && !first.contains("Copy the k3s binary when its content differs\nchanged"),
+        "the first runs must use the download path:\n{first}"
+    );
+    let _ = mirror.kill();
+    let _ = mirror.wait();
+
+    // 3a. Switching to the air-gapped path with the same binary changes nothing.
+    h.extra_vars = vec![
+        local_path[0].clone(),
+        local_path[1].clone(),
+        format!("k3s_version={k3s_version}"),
+    ];
+    let (out, airgap, _) = h.playbook("ansible/playbooks/site.yml");
+    assert!(out.status.success(), "air-gapped rerun failed:\n{airgap}");
+    for (host, c) in recap(&airgap) {
+        assert_eq!(
+            c["changed"],
+            0,
+            "same binary, other source, on {host}:\n{}",
+            recap_lines(&airgap)
+        );
+    }
 
     // 3b. Upgrade by rerun (stand-in only): a new binary and k3s_version replace the file and
     //     restart each node's k3s exactly once (changed = binary + handler), and post-checks see
