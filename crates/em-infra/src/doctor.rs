@@ -71,6 +71,18 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
+impl Check {
+    /// `✓ name: detail` (plain text, for logs and stage messages; the fix is separate).
+    pub fn line(&self) -> String {
+        format!(
+            "{} {}: {}",
+            self.status.mark().symbol(),
+            self.name,
+            self.detail
+        )
+    }
+}
+
 /// Every check, in the order they ran (local, proxmox, cluster).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DoctorReport {
@@ -1239,5 +1251,7 @@ mod tests {
         assert_eq!(j["checks"][1]["fix"], "check the port");
         assert_eq!(j["checks"][0]["fix"], serde_json::Value::Null);
         assert_eq!(j["checks"][3]["status"], "skip");
+        assert_eq!(r.checks[1].line(), "✗ API: cannot reach");
+        assert_eq!(r.failures().count(), 1);
     }
 }

@@ -15,9 +15,10 @@ pub enum ProxmoxError {
     Unauthorized { token_id: String },
 
     /// HTTP 403: `acl_path` and `privilege` come from PVE's "Permission check failed (<path>, <priv>)".
+    /// PVE's own message is repeated only when it did not name the privilege.
     #[error("permission denied on {path}: the token lacks {} on {acl_path}{}",
         privilege.as_deref().unwrap_or("a privilege"),
-        if message.is_empty() { String::new() } else { format!(" ({message})") })]
+        if message.is_empty() || privilege.is_some() { String::new() } else { format!(" ({message})") })]
     Forbidden {
         path: String,
         acl_path: String,
@@ -193,7 +194,9 @@ pub(crate) fn permission_details(message: &str) -> Option<(String, String)> {
     let inner = &inner[..inner.find(')')?];
     let (path, privs) = inner.split_once(',')?;
     let (path, privs) = (path.trim(), privs.trim());
-    (path.starts_with('/') && !privs.is_empty()).then(|| (path.to_string(), privs.to_string()))
+    // Alternatives are written `A|B` ("any of").
+    (path.starts_with('/') && !privs.is_empty())
+        .then(|| (path.to_string(), privs.replace('|', " or ")))
 }
 
 /// What a lock error is about: `VM 9100`, `storage local-lvm`, or `a resource`; `None` when the
@@ -298,8 +301,22 @@ mod tests {
         let e = map(403, "Permission check failed (/vms/9000, VM.Audit)");
         assert_eq!(
             e.to_string(),
-            "permission denied on /nodes/pve/qemu/9000/config: the token lacks VM.Audit on /vms/9000 \
-             (Permission check failed (/vms/9000, VM.Audit))"
+            "permission denied on /nodes/pve/qemu/9000/config: the token lacks VM.Audit on /vms/9000"
+        );
+        let any = map(
+            403,
+            "Permission check failed (/storage/local-lvm, Datastore.Audit|Datastore.AllocateSpace)",
+        );
+        assert!(
+            any.to_string().ends_with(
+                "lacks Datastore.Audit or Datastore.AllocateSpace on /storage/local-lvm"
+            ),
+            "{any}"
+        );
+        let odd = map(403, "Permission check failed");
+        assert!(
+            odd.to_string().ends_with("(Permission check failed)"),
+            "{odd}"
         );
         assert!(
             e.fix()
