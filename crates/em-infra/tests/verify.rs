@@ -564,3 +564,44 @@ fn node_states_lists_every_node() {
     assert_eq!(states[3].gpus_allocatable, Some(1));
     assert_eq!(states[0].em_role.as_deref(), Some("control-plane"));
 }
+
+#[test]
+fn verify_over_https_with_a_k3s_style_client_certificate_kubeconfig() {
+    let server = KubeServer::start_tls(healthy());
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    let out = run(&server, &fast());
+    assert!(out.report.ok, "{:#?}", out.report.checks);
+    assert_eq!(out.report.smoke, "passed");
+    // Client-certificate auth: no bearer token was sent.
+    let list = server.find("GET", "/api/v1/nodes").unwrap();
+    assert_eq!(list.authorization, None);
+    assert_eq!(server.count("DELETE", NS_PATH), 1);
+}
+
+#[test]
+fn a_server_certificate_from_another_ca_is_a_tls_failure_with_the_fix() {
+    let ours = KubeServer::start_tls(healthy());
+    let other = KubeServer::start_tls(healthy());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = ours.kubeconfig(dir.path());
+    // The cluster was recreated: same address, new CA.
+    let text = std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .replace(&ours.url(), &other.url());
+    std::fs::write(&kubeconfig, text).unwrap();
+    let err = kube::verify(&kubeconfig, &expected(), &fast(), &mut |_| {}).unwrap_err();
+    eprintln!("{err:#}");
+    assert_eq!(exit_code_of(&err), code::STAGE_FAILED);
+    let text = err.to_string();
+    assert!(text.contains(&other.url()), "{text}");
+    assert!(
+        text.contains("the kubeconfig's CA does not match the server"),
+        "{text}"
+    );
+    assert!(text.contains("em-infra up --only configure"), "{text}");
+    assert_eq!(
+        other.count("GET", "/api/v1/nodes"),
+        0,
+        "no request got through"
+    );
+}

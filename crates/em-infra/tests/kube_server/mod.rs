@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -51,11 +51,24 @@ struct State {
 pub struct KubeServer {
     port: u16,
     state: Arc<Mutex<State>>,
+    pki: Option<Arc<Pki>>,
 }
 
 impl KubeServer {
-    /// Serve `nodes` (Node objects, see [`NodeFixture`]) until the test process ends.
+    /// Serve `nodes` (Node objects, see [`NodeFixture`]) over plain HTTP until the test process ends.
     pub fn start(nodes: Vec<Value>) -> KubeServer {
+        Self::start_with(nodes, None)
+    }
+
+    /// Serve over HTTPS like k3s: a private CA signs the server certificate (IP SAN 127.0.0.1) and
+    /// a client certificate; the server **requires** that client certificate. The kubeconfig then
+    /// carries `certificate-authority-data`, `client-certificate-data` and `client-key-data`, as
+    /// the one k3s writes.
+    pub fn start_tls(nodes: Vec<Value>) -> KubeServer {
+        Self::start_with(nodes, Some(Arc::new(Pki::generate())))
+    }
+
+    fn start_with(nodes: Vec<Value>, pki: Option<Arc<Pki>>) -> KubeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State {
@@ -69,24 +82,54 @@ impl KubeServer {
             pve_vms: None,
         }));
         let shared = Arc::clone(&state);
+        let tls = pki.as_ref().map(|pki| pki.server_config());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 let shared = Arc::clone(&shared);
-                std::thread::spawn(move || serve(conn, &shared));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve(conn, &shared),
+                    Some(config) => {
+                        let Ok(session) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(session, conn), &shared);
+                    }
+                });
             }
         });
-        KubeServer { port, state }
+        KubeServer { port, state, pki }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Write a kubeconfig shaped like the one configure fetches (context named after the cluster,
     /// server rewritten to the API address) into `dir`, mode 0600.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        write_kubeconfig(dir, &self.url())
+        match &self.pki {
+            None => write_kubeconfig(dir, &self.url()),
+            Some(pki) => {
+                let cluster = format!(
+                    "    certificate-authority-data: {}\n",
+                    base64(pki.ca_pem.as_bytes())
+                );
+                let user = format!(
+                    "    client-certificate-data: {}\n    client-key-data: {}\n",
+                    base64(pki.client_cert_pem.as_bytes()),
+                    base64(pki.client_key_pem.as_bytes())
+                );
+                write_kubeconfig_with(dir, &self.url(), &cluster, &user)
+            }
+        }
+    }
+
+    /// The private CA's PEM (TLS servers only).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.pki.as_ref().map(|p| p.ca_pem.clone())
     }
 
     pub fn set_nodes(&self, nodes: Vec<Value>) {
@@ -151,7 +194,13 @@ impl KubeServer {
     }
 }
 
+/// A token-authenticated kubeconfig for `server`.
 pub fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    write_kubeconfig_with(dir, server, "", "    token: K10-test-only-token\n")
+}
+
+/// A kubeconfig with extra `cluster:` lines and the `user:` lines (each indented four spaces).
+pub fn write_kubeconfig_with(dir: &Path, server: &str, cluster: &str, user: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("kubeconfig");
@@ -159,7 +208,7 @@ pub fn write_kubeconfig(dir: &Path, server: &str) -> PathBuf {
         "apiVersion: v1
 clusters:
 - cluster:
-    server: {server}
+{cluster}    server: {server}
   name: k3s-dev
 contexts:
 - context:
@@ -172,12 +221,132 @@ preferences: {{}}
 users:
 - name: k3s-dev
   user:
-    token: K10-test-only-token
-"
+{user}"
     );
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
+}
+
+/// Standard base64 with padding (kubeconfig `*-data` fields).
+pub fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A private CA (like k3s's server and client CAs, folded into one), the API server's certificate
+/// and an admin client certificate it signed.
+pub struct Pki {
+    pub ca_pem: String,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    server_cert: rustls::pki_types::CertificateDer<'static>,
+    server_key_der: Vec<u8>,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+impl Pki {
+    pub fn generate() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "k3s-server-ca@1764133082");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut server = CertificateParams::new(vec![
+            "kubernetes".to_string(),
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .unwrap();
+        server.distinguished_name.push(DnType::CommonName, "k3s");
+        server.use_authority_key_identifier_extension = true;
+        server.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "system:admin");
+        client
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
+        client.use_authority_key_identifier_extension = true;
+        client.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_key = KeyPair::generate().unwrap();
+        let client_cert = client.signed_by(&client_key, &issuer).unwrap();
+
+        Pki {
+            ca_pem: ca_cert.pem(),
+            ca_der: ca_cert.der().clone(),
+            server_cert: server_cert.der().clone(),
+            server_key_der: server_key.serialize_der(),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
+        }
+    }
+
+    /// rustls (ring) server config that requires a client certificate signed by the CA.
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(
+                    vec![self.server_cert.clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone())),
+                )
+                .unwrap(),
+        )
+    }
 }
 
 /// What `nvidia-smi` prints on a GPU node (trimmed).
@@ -397,8 +566,8 @@ pub fn pve_vm(vmid: u64, name: &str, node: &str, status: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-fn serve(conn: TcpStream, state: &Mutex<State>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
+fn serve<S: Read + Write>(mut conn: S, state: &Mutex<State>) {
+    let mut reader = BufReader::new(&mut conn);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
         return;
@@ -429,6 +598,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     if length > 0 && reader.read_exact(&mut body).is_err() {
         return;
     }
+    drop(reader);
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.clone(), String::new()),
@@ -457,7 +627,6 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     );
-    let mut conn = conn;
     let _ = conn.write_all(response.as_bytes());
     let _ = conn.flush();
 }
