@@ -17,11 +17,12 @@ mod nodes;
 mod smoke;
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::{Environment, Project};
 use crate::exit::{Failure, bad_input};
 use crate::inventory::{ClusterOutputs, Role};
 
@@ -121,6 +122,67 @@ impl Default for VerifyOptions {
             cleanup_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl VerifyOptions {
+    /// The defaults, overridden by the environment (for operators, without new flags):
+    ///
+    /// | variable | field | value |
+    /// |---|---|---|
+    /// | `EM_INFRA_VERIFY_READY_TIMEOUT` | `ready_timeout` | whole seconds > 0 |
+    /// | `EM_INFRA_VERIFY_SMOKE` | `smoke` | `0`/`false`/`no` disables, `1`/`true`/`yes` enables |
+    /// | `EM_INFRA_VERIFY_SMOKE_TIMEOUT` | `smoke_timeout` | whole seconds > 0 |
+    /// | `EM_INFRA_VERIFY_SMOKE_IMAGE` | `smoke_image` | an image reference (e.g. a local registry mirror) |
+    /// | `EM_INFRA_VERIFY_GPU_IMAGE` | `gpu_image` | an image reference |
+    ///
+    /// A malformed value is `BadInput` naming the variable.
+    pub fn from_env() -> anyhow::Result<VerifyOptions> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<VerifyOptions> {
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let secs = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        bad_input(format!(
+                            "{name}={v}: expected a whole number of seconds > 0"
+                        ))
+                    }),
+            }
+        };
+        let d = VerifyOptions::default();
+        let smoke = match var("EM_INFRA_VERIFY_SMOKE") {
+            None => d.smoke,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => {
+                    return Err(bad_input(format!(
+                        "EM_INFRA_VERIFY_SMOKE={v}: expected true or false"
+                    )));
+                }
+            },
+        };
+        Ok(VerifyOptions {
+            ready_timeout: secs("EM_INFRA_VERIFY_READY_TIMEOUT", d.ready_timeout)?,
+            smoke,
+            smoke_timeout: secs("EM_INFRA_VERIFY_SMOKE_TIMEOUT", d.smoke_timeout)?,
+            smoke_image: var("EM_INFRA_VERIFY_SMOKE_IMAGE").unwrap_or(d.smoke_image),
+            gpu_image: var("EM_INFRA_VERIFY_GPU_IMAGE").unwrap_or(d.gpu_image),
+            ..d
+        })
     }
 }
 
@@ -239,6 +301,21 @@ pub fn nodes_table(report: &VerifyReport) -> String {
     nodes::table(report)
 }
 
+/// The kubeconfig configure writes for `env` (`.em-infra/<env>/kubeconfig`, architecture freeze §4).
+pub fn kubeconfig_path(env: &Environment) -> PathBuf {
+    env.state_dir.join("kubeconfig")
+}
+
+/// What the verify stage expects of `env`: the nodes of its Terraform state and the pinned k3s
+/// version. Errors (no state, no pin) are `BadInput`.
+pub fn expected_for(project: &Project, env: &Environment) -> anyhow::Result<ExpectedCluster> {
+    let outputs = crate::inventory::load_outputs(&env.tfstate())?;
+    Ok(ExpectedCluster::from_outputs(
+        &outputs,
+        pinned_k3s_version(&project.root)?,
+    ))
+}
+
 /// The k3s version pinned in `<repo>/ansible/group_vars/all.yml` (`k3s_version: "v1.33.5+k3s1"`),
 /// the one source of truth Ansible installs from.
 pub fn pinned_k3s_version(repo_root: &Path) -> anyhow::Result<String> {
@@ -331,6 +408,43 @@ mod tests {
         );
         assert_eq!(parse_k3s_version("k3s_version: \"\"\n"), None);
         assert_eq!(parse_k3s_version("nothing: here\n"), None);
+    }
+
+    #[test]
+    fn options_from_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let o = VerifyOptions::from_lookup(env(&[])).unwrap();
+        assert_eq!(o.ready_timeout, Duration::from_secs(300));
+        assert!(o.smoke);
+        assert_eq!(o.smoke_image, DEFAULT_SMOKE_IMAGE);
+        let o = VerifyOptions::from_lookup(env(&[
+            ("EM_INFRA_VERIFY_READY_TIMEOUT", "600"),
+            ("EM_INFRA_VERIFY_SMOKE", "false"),
+            ("EM_INFRA_VERIFY_SMOKE_IMAGE", "registry.lan/pause:3.10"),
+            ("EM_INFRA_VERIFY_GPU_IMAGE", " "),
+        ]))
+        .unwrap();
+        assert_eq!(o.ready_timeout, Duration::from_secs(600));
+        assert!(!o.smoke);
+        assert_eq!(o.smoke_image, "registry.lan/pause:3.10");
+        assert_eq!(o.gpu_image, DEFAULT_GPU_IMAGE, "blank means default");
+        let err = VerifyOptions::from_lookup(env(&[("EM_INFRA_VERIFY_SMOKE_TIMEOUT", "5m")]))
+            .unwrap_err();
+        assert_eq!(
+            crate::exit::exit_code_of(&err),
+            crate::exit::code::BAD_INPUT
+        );
+        assert!(err.to_string().contains("EM_INFRA_VERIFY_SMOKE_TIMEOUT=5m"));
+        let err =
+            VerifyOptions::from_lookup(env(&[("EM_INFRA_VERIFY_SMOKE", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("EM_INFRA_VERIFY_SMOKE=maybe"));
     }
 
     #[test]
