@@ -118,6 +118,10 @@ fn all_ready_passes_and_smoke_objects_are_created_then_deleted() {
             "smoke-cleanup",
         ]
     );
+    assert_eq!(
+        check(report, "smoke-deployment").detail,
+        "Deployment em-infra-smoke: 2/2 replicas available on k3s-dev-worker-1, k3s-dev-worker-2"
+    );
     assert!(
         check(report, "gpu-smoke:k3s-dev-gpu-1")
             .detail
@@ -440,6 +444,13 @@ fn a_deployment_that_never_rolls_out_fails_and_is_still_cleaned_up() {
         "{detail}"
     );
     assert!(detail.contains("MinimumReplicasUnavailable"), "{detail}");
+    assert!(
+        detail.contains("on k3s-dev-worker-1; Ready=False ContainersNotReady")
+            && detail.contains(
+                "container pause waiting: ImagePullBackOff Back-off pulling image \"registry.k8s.io/pause:3.10\""
+            ),
+        "{detail}"
+    );
     assert!(check(&report, "smoke-cleanup").ok);
     assert_eq!(server.count("DELETE", NS_PATH), 1);
     assert!(server.objects().is_empty(), "{:?}", server.objects());

@@ -758,12 +758,13 @@ fn route(st: &mut State, req: &Recorded) -> Response {
             st.objects.insert(key, obj.clone());
             ok(201, &obj)
         }
-        ("GET", ["apis", "apps", "v1", "namespaces", _, "deployments", name]) => {
+        ("GET", ["apis", "apps", "v1", "namespaces", ns, "deployments", name]) => {
             let available = st.deployment_available;
-            match st.objects.get(&req.path) {
+            match st.objects.get(&req.path).cloned() {
                 None => not_found("deployments.apps", name),
                 Some(obj) => {
-                    let mut obj = obj.clone();
+                    spawn_replicas(st, ns, &obj, available);
+                    let mut obj = obj;
                     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
                     obj["status"] = if available {
                         json!({
@@ -839,6 +840,81 @@ fn route(st: &mut State, req: &Recorded) -> Response {
             "the server could not find the requested resource",
             &req.path,
         ),
+    }
+}
+
+/// What the ReplicaSet controller and scheduler would do: one pod per replica on the nodes that
+/// match the template's nodeSelector (round robin), Running when `available`, else stuck pulling.
+fn spawn_replicas(st: &mut State, ns: &str, deployment: &Value, available: bool) {
+    let name = deployment["metadata"]["name"].as_str().unwrap_or("");
+    let template = &deployment["spec"]["template"];
+    let selector = template["spec"]["nodeSelector"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let nodes: Vec<String> = st
+        .nodes
+        .iter()
+        .filter(|n| {
+            selector
+                .iter()
+                .all(|(k, v)| &n["metadata"]["labels"][k] == v)
+        })
+        .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    let replicas = deployment["spec"]["replicas"].as_u64().unwrap_or(1);
+    for i in 0..replicas {
+        let pod_name = format!(
+            "{name}-6d9c7b8f4-{}",
+            ["x2kqp", "m7rtz", "b9wcd"][i as usize % 3]
+        );
+        let key = format!("/api/v1/namespaces/{ns}/pods/{pod_name}");
+        let node = (!nodes.is_empty()).then(|| nodes[i as usize % nodes.len()].clone());
+        let container = template["spec"]["containers"][0].clone();
+        let status = if available && node.is_some() {
+            json!({
+                "phase": "Running",
+                "conditions": [{ "type": "Ready", "status": "True" }],
+                "containerStatuses": [{
+                    "name": container["name"], "image": container["image"], "ready": true, "restartCount": 0,
+                    "state": { "running": { "startedAt": "2026-11-26T05:12:03Z" } },
+                }],
+            })
+        } else if node.is_some() {
+            json!({
+                "phase": "Pending",
+                "conditions": [{ "type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                                 "message": "containers with unready status: [pause]" }],
+                "containerStatuses": [{
+                    "name": container["name"], "image": container["image"], "ready": false, "restartCount": 0,
+                    "state": { "waiting": { "reason": "ImagePullBackOff",
+                        "message": format!("Back-off pulling image \"{}\"", container["image"].as_str().unwrap_or("")) } },
+                }],
+            })
+        } else {
+            json!({
+                "phase": "Pending",
+                "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector." }],
+            })
+        };
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": pod_name, "namespace": ns, "labels": template["metadata"]["labels"],
+                "resourceVersion": "41500", "uid": format!("9a8b7c6d-0000-4000-8000-{:012x}", fxhash(&key)),
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": format!("{name}-6d9c7b8f4"), "uid": "3c2b1a09-0000-4000-8000-000000000001",
+                    "controller": true, "blockOwnerDeletion": true }],
+            },
+            "spec": {
+                "nodeName": node,
+                "nodeSelector": template["spec"]["nodeSelector"],
+                "containers": template["spec"]["containers"],
+            },
+            "status": status,
+        });
+        st.objects.insert(key, pod);
     }
 }
 
