@@ -589,6 +589,23 @@ fn an_image_that_does_not_match_the_published_checksum_is_refused() {
     assert!(pve.vm(9000).is_none());
 }
 
+#[test]
+fn a_pruned_release_is_reported_before_anything_changes() {
+    let Some(_) = ansible_playbook() else { return };
+    // A release directory that no longer exists: no SHA256SUMS, no image.
+    let base = serve(BTreeMap::new());
+    let pve = Pve::new();
+    let out = pve.play(&base, false, serde_json::json!({}));
+    assert_ne!(code(&out), 0);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains(&format!("Cannot read {base}/SHA256SUMS")),
+        "{text}"
+    );
+    assert!(text.contains("pin a newer one"), "{text}");
+    assert!(pve.calls().is_empty(), "decided nothing: {:?}", pve.calls());
+}
+
 // ---- em-infra prepare (the CLI around the play) ----
 
 #[test]
