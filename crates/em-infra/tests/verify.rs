@@ -485,11 +485,32 @@ fn a_failing_gpu_pod_fails_with_its_log_and_is_cleaned_up() {
 fn a_gpu_pod_stuck_pending_times_out_with_the_scheduler_message() {
     let server = KubeServer::start(healthy());
     server.set_pod_phase("Pending");
+    server.add_pod_event(
+        "gpu-smoke-k3s-dev-gpu-1",
+        "Normal",
+        "Scheduled",
+        "Successfully assigned",
+    );
+    server.add_pod_event(
+        "gpu-smoke-k3s-dev-gpu-1",
+        "Warning",
+        "FailedCreatePodSandBox",
+        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for \"nvidia\" is configured",
+    );
+    server.add_pod_event("other-pod", "Warning", "BackOff", "not ours");
     let report = run(&server, &fast()).report;
     assert_eq!(failed(&report), ["gpu-smoke:k3s-dev-gpu-1"]);
     let detail = &check(&report, "gpu-smoke:k3s-dev-gpu-1").detail;
     assert!(detail.contains("did not finish"), "{detail}");
     assert!(detail.contains("Insufficient nvidia.com/gpu"), "{detail}");
+    assert!(
+        detail.contains("event FailedCreatePodSandBox: Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox runtime: no runtime for \"nvidia\" is configured"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("Successfully assigned") && !detail.contains("not ours"),
+        "{detail}"
+    );
     assert_eq!(server.count("DELETE", NS_PATH), 1);
 }
 
@@ -615,4 +636,23 @@ fn a_server_certificate_from_another_ca_is_a_tls_failure_with_the_fix() {
         0,
         "no request got through"
     );
+}
+
+#[test]
+fn a_refused_gpu_pod_quotes_the_admission_message_and_is_cleaned_up() {
+    let server = KubeServer::start(healthy());
+    server.reject_pods("pod rejected: RuntimeClass \"nvidia\" not found");
+    let report = run(&server, &fast()).report;
+    assert_eq!(failed(&report), ["gpu-smoke:k3s-dev-gpu-1"]);
+    let detail = &check(&report, "gpu-smoke:k3s-dev-gpu-1").detail;
+    assert!(
+        detail.contains("creating pod gpu-smoke-k3s-dev-gpu-1: the Kubernetes API at")
+            && detail.contains("answered 403: pods \"gpu-smoke-k3s-dev-gpu-1\" is forbidden: pod rejected: RuntimeClass \"nvidia\" not found"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("lacks this permission"),
+        "not an RBAC problem: {detail}"
+    );
+    assert_eq!(server.count("DELETE", NS_PATH), 1);
 }

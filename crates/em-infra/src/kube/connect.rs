@@ -98,7 +98,8 @@ impl KubeClient {
                         "the kubeconfig's credentials were rejected (was the cluster recreated?); \
                          fetch a fresh kubeconfig with `em-infra up --only configure`"
                     }
-                    403 => {
+                    // RBAC says `User "x" cannot list resource …`; admission refusals do not.
+                    403 if message.contains(" cannot ") => {
                         "the kubeconfig's user lacks this permission; use the cluster-admin kubeconfig configure fetched"
                     }
                     _ => "",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ::kube::Api;
 use ::kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use serde_json::json;
 
 use super::connect::{KubeClient, is_status};
@@ -292,13 +292,46 @@ async fn describe_pods(client: &KubeClient, selector: &str) -> String {
         .await
     {
         Ok(list) if list.items.is_empty() => "\n    no pods were created".into(),
-        Ok(list) => list
-            .items
-            .iter()
-            .map(|p| format!("\n    {}", describe_pod(p)))
-            .collect(),
+        Ok(list) => {
+            let mut text = String::new();
+            for pod in &list.items {
+                text.push_str(&format!("\n    {}", describe_pod(pod)));
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                text.push_str(&pod_events(client, name).await);
+            }
+            text
+        }
         Err(_) => String::new(),
     }
+}
+
+/// How many of a pod's Warning events a failure quotes (the newest).
+const EVENTS_SHOWN: usize = 3;
+
+/// The pod's newest Warning events, one indented line each (best effort: empty on error). They
+/// carry what the pod status does not: `FailedCreatePodSandBox: … no runtime for "nvidia" …`.
+async fn pod_events(client: &KubeClient, pod: &str) -> String {
+    let api: Api<Event> = Api::namespaced(client.client.clone(), SMOKE_NAMESPACE);
+    let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    let Ok(list) = api.list(&params).await else {
+        return String::new();
+    };
+    let warnings: Vec<&Event> = list
+        .items
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .collect();
+    warnings
+        .iter()
+        .skip(warnings.len().saturating_sub(EVENTS_SHOWN))
+        .map(|e| {
+            format!(
+                "\n      event {}: {}",
+                e.reason.as_deref().unwrap_or("?"),
+                e.message.as_deref().unwrap_or("").trim()
+            )
+        })
+        .collect()
 }
 
 /// `pod-x: Pending on node-1; PodScheduled=False Unschedulable: 0/3 nodes are available…`.
@@ -495,15 +528,18 @@ async fn gpu_pods(
                         ),
                     ));
                 }
-                _ if Instant::now() >= deadline => checks.push(Check::new(
-                    check_name(node),
-                    false,
-                    format!(
-                        "pod {name} did not finish in {}: {}",
-                        super::human(opts.smoke_timeout),
-                        describe_pod(&pod)
-                    ),
-                )),
+                _ if Instant::now() >= deadline => {
+                    let events = pod_events(client, &name).await;
+                    checks.push(Check::new(
+                        check_name(node),
+                        false,
+                        format!(
+                            "pod {name} did not finish in {}: {}{events}",
+                            super::human(opts.smoke_timeout),
+                            describe_pod(&pod)
+                        ),
+                    ));
+                }
                 _ => still.push(node),
             }
         }

@@ -46,6 +46,8 @@ struct State {
     pod_log: String,
     resource_version: u64,
     pve_vms: Option<Value>,
+    events: Vec<Value>,
+    reject_pods: Option<String>,
 }
 
 pub struct KubeServer {
@@ -80,6 +82,8 @@ impl KubeServer {
             pod_log: NVIDIA_SMI_OUTPUT.into(),
             resource_version: 41000,
             pve_vms: None,
+            events: Vec::new(),
+            reject_pods: None,
         }));
         let shared = Arc::clone(&state);
         let tls = pki.as_ref().map(|pki| pki.server_config());
@@ -153,6 +157,27 @@ impl KubeServer {
     /// Answer `GET /api2/json/cluster/resources` with these entries (see [`pve_vm`]).
     pub fn set_pve_vms(&self, vms: Vec<Value>) {
         self.state.lock().unwrap().pve_vms = Some(Value::Array(vms));
+    }
+
+    /// Refuse every pod creation with 403 Forbidden and this admission message.
+    pub fn reject_pods(&self, message: &str) {
+        self.state.lock().unwrap().reject_pods = Some(message.into());
+    }
+
+    /// Record an event about `pod` in the smoke namespace (`type` Warning or Normal).
+    pub fn add_pod_event(&self, pod: &str, type_: &str, reason: &str, message: &str) {
+        let mut st = self.state.lock().unwrap();
+        let rv = next_rv(&mut st);
+        let n = st.events.len();
+        st.events.push(json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": { "name": format!("{pod}.187b2c{n:04x}"), "namespace": "em-infra-smoke", "resourceVersion": rv },
+            "involvedObject": { "apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": "em-infra-smoke" },
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "source": { "component": "kubelet", "host": "k3s-dev-gpu-1" },
+            "firstTimestamp": "2026-11-26T05:12:02Z", "lastTimestamp": "2026-11-26T05:12:02Z",
+            "reportingComponent": "kubelet", "reportingInstance": "k3s-dev-gpu-1",
+        }));
     }
 
     /// Pretend an interrupted run left the smoke namespace behind.
@@ -619,6 +644,7 @@ fn serve<S: Read + Write>(mut conn: S, state: &Mutex<State>) {
         200 => "OK",
         201 => "Created",
         404 => "Not Found",
+        403 => "Forbidden",
         409 => "Conflict",
         501 => "Not Implemented",
         _ => "Error",
@@ -734,6 +760,15 @@ fn route(st: &mut State, req: &Recorded) -> Response {
             let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
             let key = format!("{}/{name}", req.path);
             let kind = segs[segs.len() - 1];
+            if let (Some(why), "pods") = (&st.reject_pods, kind) {
+                return status_error(
+                    403,
+                    "Forbidden",
+                    &format!("pods \"{name}\" is forbidden: {why}"),
+                    &name,
+                    "pods",
+                );
+            }
             if st.objects.contains_key(&key) {
                 return status_error(
                     409,
@@ -831,6 +866,29 @@ fn route(st: &mut State, req: &Recorded) -> Response {
             } else {
                 not_found("pods", name)
             }
+        }
+        ("GET", ["api", "v1", "namespaces", ns, "events"]) => {
+            let name = req
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("fieldSelector="))
+                .map(|s| s.replace("%3D", "=").replace("%3d", "="))
+                .and_then(|s| s.strip_prefix("involvedObject.name=").map(String::from));
+            let items: Vec<Value> = st
+                .events
+                .iter()
+                .filter(|e| e["metadata"]["namespace"] == *ns)
+                .filter(|e| {
+                    name.as_ref()
+                        .is_none_or(|n| e["involvedObject"]["name"] == n.as_str())
+                })
+                .cloned()
+                .collect();
+            let rv = next_rv(st);
+            ok(
+                200,
+                &json!({ "kind": "EventList", "apiVersion": "v1", "metadata": { "resourceVersion": rv }, "items": items }),
+            )
         }
         ("GET", ["api2", "json", "cluster", "resources"]) => match &st.pve_vms {
             Some(vms) => ok(200, &json!({ "data": vms })),
