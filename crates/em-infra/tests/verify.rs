@@ -151,6 +151,10 @@ fn all_ready_passes_and_smoke_objects_are_created_then_deleted() {
         .find("POST", "/api/v1/namespaces")
         .expect("namespace created");
     assert_eq!(ns.json()["metadata"]["name"], SMOKE_NAMESPACE);
+    assert_eq!(
+        ns.json()["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "baseline"
+    );
     assert!(ns.authorization.as_deref() == Some("Bearer K10-test-only-token"));
     let deploy = server
         .find("POST", DEPLOY_POST)

@@ -57,7 +57,12 @@ async fn ensure_namespace(
     let ns: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": { "name": SMOKE_NAMESPACE, "labels": { MANAGED_BY.0: MANAGED_BY.1 } },
+        "metadata": {
+            "name": SMOKE_NAMESPACE,
+            // The GPU pod runs as root (nvidia-smi reads the device nodes): allowed by the
+            // baseline Pod Security level even where a cluster defaults to restricted.
+            "labels": { MANAGED_BY.0: MANAGED_BY.1, "pod-security.kubernetes.io/enforce": "baseline" },
+        },
     }))?;
     let api = namespaces(client);
     match api.create(&PostParams::default(), &ns).await {
@@ -224,6 +229,14 @@ fn deployment_manifest(opts: &VerifyOptions) -> serde_json::Value {
                         "name": "pause",
                         "image": opts.smoke_image,
                         "resources": { "requests": { "cpu": "10m", "memory": "16Mi" } },
+                        // Meets the restricted Pod Security level (pause runs as 65535).
+                        "securityContext": {
+                            "runAsNonRoot": true,
+                            "runAsUser": 65535,
+                            "allowPrivilegeEscalation": false,
+                            "capabilities": { "drop": ["ALL"] },
+                            "seccompProfile": { "type": "RuntimeDefault" },
+                        },
                     }],
                 },
             },
