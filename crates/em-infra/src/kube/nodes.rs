@@ -1,6 +1,5 @@
 //! Node objects → reports, the wait for readiness, and the node-level checks.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use comfy_table::Table;
@@ -444,10 +443,6 @@ pub(super) fn table(report: &VerifyReport) -> String {
         "GPUS",
         "INTERNAL IP",
     ]);
-    let mut by_name: BTreeMap<&str, &NodeReport> = BTreeMap::new();
-    for r in &report.nodes {
-        by_name.insert(&r.name, r);
-    }
     for r in &report.nodes {
         table.add_row(vec![
             r.name.clone(),
@@ -465,18 +460,11 @@ pub(super) fn table(report: &VerifyReport) -> String {
             r.internal_ip.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
+    // Missing nodes have no Node object, so they are never among `report.nodes`.
     for name in &report.missing {
-        if !by_name.contains_key(name.as_str()) {
-            table.add_row(vec![
-                name.clone(),
-                "-".into(),
-                "not registered".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ]);
-        }
+        let mut row = vec![name.clone(), "-".into(), "not registered".into()];
+        row.extend(std::iter::repeat_n("-".to_string(), 4));
+        table.add_row(row);
     }
     crate::engine::runs::render_table(&table)
 }
