@@ -8,7 +8,10 @@
 //!   [`VerifyReport::ensure_ok`], a `Failure::Stage { stage: "verify" }` when a check failed.
 //! - [`node_states`]: every Node as a [`NodeReport`] (for `em-infra status`).
 //! - [`nodes_table`]: the report's nodes as a table for people.
-//! - [`pinned_k3s_version`]: the k3s version `ansible/group_vars/all.yml` pins.
+//! - [`pinned_k3s_version`]: the k3s version `ansible/group_vars/all.yml` pins;
+//!   [`expected_for`]: that version and the environment's Terraform-state nodes;
+//!   [`kubeconfig_path`]: `.em-infra/<env>/kubeconfig`; [`VerifyOptions::from_env`]: the defaults
+//!   with the `EM_INFRA_VERIFY_*` overrides.
 //!
 //! The checks and the report schema are documented in `docs/verify-and-status.md`.
 
