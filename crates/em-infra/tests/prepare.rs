@@ -53,8 +53,9 @@ set_opts() { # file --key value ...
 }
 cmd=$1; shift
 case $cmd in
-  config)
-    if [[ -f $(conf "$1") ]]; then cat "$(conf "$1")"; else
+  config) # like qm.pm: the description is printed through encode_text (':' and '%' escaped)
+    if [[ -f $(conf "$1") ]]; then
+      sed -e '/^description: /{s/%/%25/g;s/:/%3A/g;s/^description%3A /description: /}' "$(conf "$1")"; else
       echo "Configuration file 'nodes/pve/qemu-server/$1.conf' does not exist" >&2; exit 2; fi ;;
   create)
     id=$1; shift
