@@ -789,7 +789,7 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
 /// The controller-side preflight needs no lab (nothing connects to a host before it), so it runs
 /// without root: a missing, open or unusable token file stops the run with the fix in the message.
 #[test]
-fn preflight_names_the_fix_for_a_missing_open_or_bad_token_file() {
+fn preflight_explains_token_and_reachability_failures_and_stops_the_run() {
     let ansible = ansible_bin_dir().join("ansible-playbook");
     if !ansible.is_file() {
         return skip(&format!(
@@ -855,4 +855,37 @@ fn preflight_names_the_fix_for_a_missing_open_or_bad_token_file() {
     let t = preflight("unusable token");
     assert!(t.contains("at least 16 characters"), "{t}");
     assert!(!t.contains("short\n") && !t.contains(&secret), "{t}");
+
+    // A good token, but nodes nobody can reach: each gets an explanation, then the run stops.
+    fs::write(&token_file, format!("{secret}\n")).unwrap();
+    let out = run(Command::new(&ansible)
+        .current_dir(repo_root())
+        .arg("-i")
+        .arg(&inventory)
+        .arg("ansible/playbooks/site.yml")
+        .env("EM_INFRA_ENV_DIR", &env_dir)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_TIMEOUT", "3")
+        .env(
+            "ANSIBLE_SSH_ARGS",
+            "-o ControlMaster=no -o BatchMode=yes -o ConnectTimeout=3",
+        )
+        .env("ANSIBLE_LOCAL_TEMP", tmp.path().join("ansible-tmp")));
+    let t = text(&out);
+    assert!(
+        !out.status.success(),
+        "unreachable nodes must fail preflight:\n{t}"
+    );
+    for host in ["t-cp-1 (192.0.2.11)", "t-worker-1 (192.0.2.21)"] {
+        assert!(
+            t.contains(&format!("{host} is not reachable over SSH")),
+            "{host}:\n{t}"
+        );
+    }
+    assert!(t.contains("Causes: the VM is not running"), "{t}");
+    assert!(
+        !t.contains("PLAY [Control plane"),
+        "site.yml must stop after preflight:\n{t}"
+    );
+    assert!(!t.contains(&secret), "{t}");
 }
