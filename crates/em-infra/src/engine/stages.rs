@@ -386,6 +386,14 @@ fn verify(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
             "would check SSH (port 22) on every node in the Terraform state",
         )?;
         run.message(stage, format!("would run: {}", checks.display()))?;
+        run.message(
+            stage,
+            format!(
+                "would check through the Kubernetes API ({}): nodes Ready, labels, kubelet \
+                 versions, GPUs, smoke workloads",
+                crate::kube::kubeconfig_path(ctx.env).display()
+            ),
+        )?;
         return Ok(Done::Skipped("dry run".into()));
     }
     let outputs = crate::inventory::load_outputs(&ctx.env.tfstate())?;
@@ -413,16 +421,44 @@ fn verify(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
         }
         .into());
     }
-    if ctx
-        .project
-        .root
-        .join("ansible/playbooks/post-checks.yml")
-        .is_file()
-    {
-        run.exec_checked(stage, &checks, Capture::LogOnly)?;
+    // The in-cluster view from the control plane (the same checks site.yml ends with).
+    run.exec_checked(stage, &checks, Capture::LogOnly)?;
+
+    // The user's view: the Kubernetes API through the fetched kubeconfig.
+    let opts = crate::kube::VerifyOptions::from_env()?;
+    if !opts.api {
+        run.message(
+            stage,
+            "- Kubernetes API checks skipped (EM_INFRA_VERIFY_API=false)",
+        )?;
+        return Ok(Done::Succeeded(format!(
+            "{} nodes reachable and Ready (post-checks); API checks skipped",
+            outputs.nodes.len()
+        )));
     }
+    let expected = crate::kube::ExpectedCluster::from_outputs(
+        &outputs,
+        crate::kube::pinned_k3s_version(&ctx.project.root)?,
+    );
+    let mut progress = Vec::new();
+    let report = crate::kube::verify(
+        &crate::kube::kubeconfig_path(ctx.env),
+        &expected,
+        &opts,
+        &mut |line| progress.push(line.to_string()),
+    );
+    for line in progress {
+        run.message(stage, line)?;
+    }
+    let report = report?;
+    run.artifact(
+        "nodes.json",
+        &serde_json::to_string_pretty(&report.to_json())?,
+    )?;
+    run.message(stage, crate::kube::nodes_table(&report))?;
+    report.ensure_ok()?;
     Ok(Done::Succeeded(format!(
-        "{} nodes reachable and Ready",
+        "{} nodes Ready through the Kubernetes API, smoke workloads passed",
         outputs.nodes.len()
     )))
 }

@@ -111,6 +111,9 @@ pub struct VerifyOptions {
     pub cleanup_timeout: Duration,
     /// Per-request timeout towards the API server (connect and read).
     pub request_timeout: Duration,
+    /// Check through the Kubernetes API at all. Off only where no API server exists, e.g. lab
+    /// hosts running the k3s stand-in, which honours k3s's files but serves no API.
+    pub api: bool,
 }
 
 impl Default for VerifyOptions {
@@ -124,6 +127,7 @@ impl Default for VerifyOptions {
             smoke_timeout: Duration::from_secs(300),
             cleanup_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
+            api: true,
         }
     }
 }
@@ -134,6 +138,7 @@ impl VerifyOptions {
     /// | variable | field | value |
     /// |---|---|---|
     /// | `EM_INFRA_VERIFY_READY_TIMEOUT` | `ready_timeout` | whole seconds > 0 |
+    /// | `EM_INFRA_VERIFY_API` | `api` | `0`/`false`/`no` skips the Kubernetes API checks |
     /// | `EM_INFRA_VERIFY_SMOKE` | `smoke` | `0`/`false`/`no` disables, `1`/`true`/`yes` enables |
     /// | `EM_INFRA_VERIFY_SMOKE_TIMEOUT` | `smoke_timeout` | whole seconds > 0 |
     /// | `EM_INFRA_VERIFY_SMOKE_IMAGE` | `smoke_image` | an image reference (e.g. a local registry mirror) |
@@ -165,22 +170,23 @@ impl VerifyOptions {
                     }),
             }
         };
-        let d = VerifyOptions::default();
-        let smoke = match var("EM_INFRA_VERIFY_SMOKE") {
-            None => d.smoke,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" => false,
-                _ => {
-                    return Err(bad_input(format!(
-                        "EM_INFRA_VERIFY_SMOKE={v}: expected true or false"
-                    )));
-                }
-            },
+        let flag = |name: &str, default: bool| -> anyhow::Result<bool> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" => Ok(true),
+                    "0" | "false" | "no" => Ok(false),
+                    _ => Err(bad_input(format!("{name}={v}: expected true or false"))),
+                },
+            }
         };
+        let d = VerifyOptions::default();
+        let smoke = flag("EM_INFRA_VERIFY_SMOKE", d.smoke)?;
+        let api = flag("EM_INFRA_VERIFY_API", d.api)?;
         Ok(VerifyOptions {
             ready_timeout: secs("EM_INFRA_VERIFY_READY_TIMEOUT", d.ready_timeout)?,
             smoke,
+            api,
             smoke_timeout: secs("EM_INFRA_VERIFY_SMOKE_TIMEOUT", d.smoke_timeout)?,
             smoke_image: var("EM_INFRA_VERIFY_SMOKE_IMAGE").unwrap_or(d.smoke_image),
             gpu_image: var("EM_INFRA_VERIFY_GPU_IMAGE").unwrap_or(d.gpu_image),
