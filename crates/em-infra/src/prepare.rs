@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::PrepareArgs;
 use crate::config::topology::{self, Inputs};
@@ -221,7 +221,7 @@ pub fn playbook_cmd(
 }
 
 /// What the play decided and did (`template-result.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct TemplateResult {
     /// `skip`, `newer`, `create`/`rebuild` (decide-only runs) or `built`.
     pub decision: String,
@@ -290,7 +290,7 @@ pub fn load_inputs(
 }
 
 /// `em-infra prepare [--env NAME|DIR] [--refresh]`: the template play outside a run, logged to
-/// `<state_dir>/prepare/prepare.log`.
+/// `<state_dir>/prepare/prepare.log`. With `--json`, stdout is the [`TemplateResult`] (or null).
 pub fn run(project: &Project, args: &PrepareArgs, printer: &Printer) -> anyhow::Result<()> {
     let env = project.environment(&args.env.env)?;
     let inputs = load_inputs(project, &env, printer)?;
@@ -345,7 +345,11 @@ pub fn run(project: &Project, args: &PrepareArgs, printer: &Printer) -> anyhow::
         }
         .into());
     }
-    match read_result(&work_dir)? {
+    let result = read_result(&work_dir)?;
+    if printer.json_mode() {
+        printer.stdout_json(&serde_json::to_value(&result)?)?;
+    }
+    match result {
         Some(result) => {
             let mark = if result.newer_available() {
                 Mark::Warn

@@ -476,7 +476,7 @@ fn builds_the_template_then_a_rerun_changes_nothing() {
             ),
             format!("qm disk import 9000 {} local-lvm", custom.display()),
             "qm config 9000".to_string(),
-            "qm set 9000 --scsi0 local-lvm:vm-9000-disk-0,discard=on --ide2 local-lvm:cloudinit --boot order=scsi0".to_string(),
+            "qm set 9000 --scsi0 local-lvm:vm-9000-disk-0,discard=on,iothread=1,ssd=1 --ide2 local-lvm:cloudinit --boot order=scsi0".to_string(),
             "qm template 9000".to_string(),
             format!("qm set 9000 --description em-infra template; image sha256={sha}; image={IMAGE}; url={base}/{IMAGE}"),
         ]
@@ -494,7 +494,7 @@ fn builds_the_template_then_a_rerun_changes_nothing() {
     let config = pve.vm(9000).unwrap();
     for line in [
         "template: 1",
-        "scsi0: local-lvm:base-9000-disk-0,discard=on",
+        "scsi0: local-lvm:base-9000-disk-0,discard=on,iothread=1,ssd=1",
         "ide2: local-lvm:cloudinit",
         "boot: order=scsi0",
         "serial0: socket",
@@ -700,10 +700,14 @@ fn prepare_builds_reports_up_to_date_then_newer_then_refreshes() {
     assert!(pve.vm(9000).unwrap().contains("template: 1"));
 
     pve.clear_calls();
-    let out = prepare(&base_a, &[], "second prepare");
+    let out = prepare(&base_a, &["--json"], "second prepare, --json");
     assert_eq!(code(&out), 0);
     assert!(stderr(&out).contains("✓ template 9000: template is up to date"));
     assert_eq!(pve.calls(), vec!["qm config 9000"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["decision"], "skip");
+    assert_eq!(json["vm_id"], 9000);
+    assert_eq!(json["image_sha256"], sha256_hex(image_a).as_str());
 
     let image_b = b"jammy image, release B\n";
     let base_b = release(image_b, &sha256_hex(image_b));
