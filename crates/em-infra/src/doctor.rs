@@ -223,7 +223,7 @@ pub fn checks(
     check_ssh(&mut report);
     check_private_key(&mut report);
     let check = crate::config::check::check_environment(project, env, tfvars)?;
-    check_tfvars(&mut report, env, &check);
+    check_tfvars(&mut report, project, env, &check);
     if proxmox && let Some(inputs) = &check.inputs {
         check_public_key(&mut report, inputs);
     }
@@ -474,11 +474,16 @@ fn check_private_key(report: &mut DoctorReport) {
 
 fn check_tfvars(
     report: &mut DoctorReport,
+    project: &Project,
     env: &Environment,
     check: &crate::config::check::Report,
 ) {
     let name = "tfvars";
-    let file = check.tfvars.display();
+    let file = check
+        .tfvars
+        .strip_prefix(&project.root)
+        .unwrap_or(&check.tfvars)
+        .display();
     if check.ok() {
         report.ok(
             Group::Local,

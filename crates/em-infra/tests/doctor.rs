@@ -1011,3 +1011,29 @@ fn cluster_group_probes_ssh_on_every_provisioned_node() {
         "em-infra up --from provision",
     );
 }
+
+#[test]
+fn invalid_tfvars_fail_locally_and_skip_the_host_checks() {
+    let lab = Lab::new();
+    lab.tfvars(&[("worker_count", "99")]);
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    assert_eq!(run.failed_names(), ["tfvars"]);
+    let tfvars = run.check("tfvars");
+    assert!(
+        tfvars["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 problem in envs/lab/terraform.tfvars: "),
+        "{tfvars:#}"
+    );
+    assert!(tfvars["detail"].as_str().unwrap().contains("worker_count"));
+    assert!(
+        tfvars["fix"]
+            .as_str()
+            .unwrap()
+            .contains("`em-infra check --env lab` lists every problem")
+    );
+    run.assert_check("API", "ok", "answers", "");
+    run.assert_check("Proxmox host", "skip", "the tfvars are invalid", "");
+}

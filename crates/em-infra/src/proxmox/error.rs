@@ -242,12 +242,20 @@ pub(crate) fn from_transport(err: &ureq::Error, endpoint: &str) -> ProxmoxError 
     let detail = err.to_string();
     let lower = detail.to_ascii_lowercase();
     let endpoint = endpoint.to_string();
+    if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        return ProxmoxError::Tls {
+            endpoint: endpoint.to_string(),
+            detail: format!(
+                "the certificate does not name this host ({detail}): use a host name or address \
+                 the node certificate lists in PROXMOX_VE_ENDPOINT"
+            ),
+        };
+    }
     let tls_untrusted = [
         "unknownissuer",
         "unknown issuer",
         "invalid peer certificate",
         "certificate",
-        "notvalidforname",
         "badsignature",
     ]
     .iter()
@@ -375,5 +383,8 @@ mod tests {
         let e = from_transport(&ureq::Error::Io(io), "https://h:8006");
         assert!(e.to_string().contains("EM_INFRA_PVE_CA_FILE"));
         assert!(e.to_string().contains("/etc/pve/pve-root-ca.pem"));
+        let io = std::io::Error::other("invalid peer certificate: NotValidForName");
+        let e = from_transport(&ureq::Error::Io(io), "https://10.0.0.2:8006");
+        assert!(e.to_string().contains("does not name this host"), "{e}");
     }
 }
