@@ -18,6 +18,20 @@
 //!
 //! The idempotence decision (skip / newer / create / rebuild, never touching a foreign VM) lives in
 //! the role (`ansible/roles/proxmox_template/tasks/decide.yml`).
+//!
+//! The `prepare` stage calls it like this (a sketch; the engine owns the stage):
+//!
+//! ```ignore
+//! let inputs = prepare::load_inputs(project, env, printer)?;   // or topology::load(..).inputs
+//! let cmd = prepare::playbook_cmd(project, env, &inputs, refresh, &run.dir)?;
+//! run.exec_checked(Stage::Prepare, &cmd, Capture::LogOnly)?;
+//! match prepare::read_result(&run.dir)? {
+//!     Some(r) if r.newer_available() => /* succeeded, with r.message as a warning */,
+//!     Some(r) if r.needs_tfvars_update() => /* succeeded: tell the user to set template_vm_id = r.vm_id */,
+//!     Some(r) => /* succeeded: r.message (r.changed() says whether anything was built) */,
+//!     None => /* the play ended early */,
+//! }
+//! ```
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
