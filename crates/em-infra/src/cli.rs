@@ -123,8 +123,8 @@ pub struct PrepareArgs {
     #[command(flatten)]
     pub env: EnvArg,
 
-    /// Build a new template from the newest pinned image even when the current one matches
-    /// (running VMs are not touched).
+    /// When the template was built from another image than the pinned one, build a new template
+    /// under a new VM ID (running VMs are untouched; then set template_vm_id to it).
     #[arg(long)]
     pub refresh: bool,
 }

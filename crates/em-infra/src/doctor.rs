@@ -293,7 +293,9 @@ pub fn run(project: &Project, args: &DoctorArgs, printer: &Printer) -> anyhow::R
 // local
 
 /// Run `program args` with a time limit; stdout and stderr joined. `Err` with a short reason.
-fn output_of(program: &Path, args: &[&str]) -> Result<String, String> {
+/// Run a version command: `(stdout, stderr)` on success (tools differ in where they print;
+/// terraform warns on stderr, which must not spoil its JSON on stdout).
+fn output_of(program: &Path, args: &[&str]) -> Result<(String, String), String> {
     let mut child = Command::new(program)
         .args(args)
         .env("CHECKPOINT_DISABLE", "1")
@@ -324,14 +326,12 @@ fn output_of(program: &Path, args: &[&str]) -> Result<String, String> {
         }
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     if out.status.success() {
-        Ok(text)
+        Ok((stdout, stderr))
     } else {
+        let text = format!("{stdout}{stderr}");
         Err(format!(
             "exited with {}: {}",
             out.status,
@@ -361,7 +361,7 @@ fn check_terraform(report: &mut DoctorReport) {
         return;
     };
     match output_of(Path::new(&bin), &["version", "-json"]) {
-        Ok(out) => {
+        Ok((out, _)) => {
             let version = serde_json::from_str::<serde_json::Value>(&out)
                 .ok()
                 .and_then(|v| v["terraform_version"].as_str().map(str::to_string));
@@ -392,7 +392,7 @@ fn check_ansible(report: &mut DoctorReport, project: &Project) {
     let fix = "install ansible-core ≥ 2.15 (`./scripts/test.sh` puts a pinned one in .venv; or set EM_INFRA_ANSIBLE_BIN_DIR)";
     let program = crate::ansible::program(project, "ansible-playbook");
     match output_of(&program, &["--version"]) {
-        Ok(out) => match crate::ansible::parse_core_version(&out) {
+        Ok((out, _)) => match crate::ansible::parse_core_version(&out) {
             Some(v) if version_at_least(&v, (2, 15)) => {
                 report.ok(Group::Local, name, format!("{v} ({})", program.display()))
             }
@@ -425,10 +425,16 @@ fn check_ssh(report: &mut DoctorReport) {
         return;
     }
     match output_of(Path::new("ssh"), &["-V"]) {
-        Ok(out) => report.ok(
+        // OpenSSH prints its version on stderr.
+        Ok((out, err)) => report.ok(
             Group::Local,
             "ssh",
-            out.lines().next().unwrap_or("ssh").trim().to_string(),
+            format!("{err}{out}")
+                .lines()
+                .next()
+                .unwrap_or("ssh")
+                .trim()
+                .to_string(),
         ),
         Err(e) => report.fail(Group::Local, "ssh", format!("ssh -V: {e}"), fix),
     }

@@ -83,138 +83,95 @@ pub fn run_stage(
 }
 
 fn preflight(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
+    use crate::doctor::{Group, Status};
     let stage = Stage::Preflight;
-    let mut failed: Vec<String> = Vec::new();
-
-    // The same static checks as `em-infra check`: findings are bad input (exit 2).
-    let report = crate::config::check::check_environment(ctx.project, ctx.env, Some(&ctx.tfvars))?;
-    if !report.ok() {
-        for f in &report.findings {
-            run.message(stage, format!("✗ {f}\n  fix: {}", f.fix))?;
+    // The preflight stage is `em-infra doctor`: local tools and inputs, then the Proxmox host.
+    let report = crate::doctor::checks(ctx.project, ctx.env, Some(&ctx.tfvars), None)?;
+    for check in &report.checks {
+        // Cluster reachability is verify's job: before (re)provisioning, an absent node is normal.
+        let line = if check.group == Group::Cluster && check.status == Status::Fail {
+            format!(
+                "! {}: {} (verify checks this after provisioning)",
+                check.name, check.detail
+            )
+        } else {
+            check.line()
+        };
+        run.message(stage, line)?;
+        if check.status == Status::Fail
+            && let Some(fix) = &check.fix
+        {
+            run.message(stage, format!("  fix: {fix}"))?;
         }
+    }
+    let blocking: Vec<&crate::doctor::Check> = report
+        .failures()
+        .filter(|c| c.group != Group::Cluster)
+        .collect();
+    if blocking.is_empty() {
+        return Ok(Done::Succeeded(report.summary()));
+    }
+    let summary = blocking
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    // Wrong inputs are the user's to fix in the tfvars (exit 2); anything else is the machine's (3).
+    if blocking.iter().all(|c| c.name == "tfvars") {
+        Err(crate::exit::bad_input(format!(
+            "{summary} (run `em-infra check --env {}` for every finding)",
+            ctx.env.name
+        )))
+    } else {
+        Err(Failure::Preflight(summary).into())
+    }
+}
+
+fn prepare(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
+    let stage = Stage::Prepare;
+    if !ctx.uses_proxmox() {
+        return Ok(Done::Skipped(
+            "the environment does not use Proxmox: no template to prepare".into(),
+        ));
+    }
+    let loaded = crate::config::topology::load(ctx.env, Some(&ctx.tfvars))?;
+    let Some(inputs) = loaded.inputs else {
         return Err(crate::exit::bad_input(format!(
-            "{} finding(s) in {} or the Terraform code: run `em-infra check --env {}` for details",
-            report.findings.len(),
+            "{} has findings: run `em-infra check --env {}`",
             ctx.tfvars.display(),
             ctx.env.name
         )));
+    };
+    if ctx.dry_run && std::env::var_os("PROXMOX_VE_ENDPOINT").is_none() {
+        run.message(
+            stage,
+            "would run: ansible-playbook -i <proxmox_hosts inventory> \
+             ansible/playbooks/prepare-template.yml on the host PROXMOX_VE_ENDPOINT names",
+        )?;
+        return Ok(Done::Skipped(
+            "dry run: PROXMOX_VE_ENDPOINT is not set, so the template was not inspected".into(),
+        ));
     }
-    run.message(
-        stage,
-        format!("✓ em-infra check: {} nodes planned", report.nodes.len()),
-    )?;
-
-    match ctx.terraform() {
-        Ok(tf) => {
-            let cmd = Cmd::new(&tf.bin, "terraform version")
-                .arg("version")
-                .arg("-json");
-            let out = run.exec(stage, &cmd, Capture::Stdout)?;
-            let version = serde_json::from_str::<serde_json::Value>(&out.stdout)
-                .ok()
-                .and_then(|v| v["terraform_version"].as_str().map(str::to_string));
-            match version {
-                Some(v) => run.message(stage, format!("✓ {} {v}", tf.bin))?,
-                None => failed.push(format!(
-                    "{} version could not be read: reinstall it",
-                    tf.bin
-                )),
-            }
-        }
-        Err(e) => failed.push(e.to_string()),
+    let mut cmd = crate::prepare::playbook_cmd(ctx.project, ctx.env, &inputs, false, &run.dir)?;
+    if ctx.dry_run {
+        // The play stops after deciding: create, skip, newer or refuse — nothing is built.
+        cmd = cmd
+            .arg("--extra-vars")
+            .arg("proxmox_template_decide_only=true");
     }
-
-    let playbook = ansible::program(ctx.project, "ansible-playbook");
-    match run.exec(
-        stage,
-        &Cmd::new(&playbook, "ansible-playbook --version").arg("--version"),
-        Capture::Stdout,
-    ) {
-        Ok(out) => match ansible::parse_core_version(&out.stdout) {
-            Some(v) if version_at_least(&v, (2, 15)) => {
-                run.message(stage, format!("✓ ansible-core {v}"))?
-            }
-            Some(v) => failed.push(format!(
-                "ansible-core {v} is too old: install ≥ 2.15 (`pip install 'ansible-core>=2.15'`)"
-            )),
-            None => failed.push(
-                "ansible-playbook --version printed no core version: reinstall ansible-core".into(),
-            ),
-        },
-        Err(_) => failed.push(format!(
-            "{} not found: install ansible-core (`./scripts/test.sh` puts a pinned one in .venv)",
-            playbook.display()
-        )),
-    }
-
-    if terraform::on_path("ssh") {
-        run.message(stage, "✓ ssh")?;
+    run.exec_checked(stage, &cmd, Capture::LogOnly)?;
+    let message = match crate::prepare::read_result(&run.dir)? {
+        Some(result) => format!(
+            "template {}: {} ({})",
+            result.vm_id, result.decision, result.message
+        ),
+        None => "the template play finished without a result".to_string(),
+    };
+    if ctx.dry_run {
+        Ok(Done::Skipped(format!("dry run: {message}")))
     } else {
-        failed.push("ssh not found on PATH: install an OpenSSH client".into());
+        Ok(Done::Succeeded(message))
     }
-
-    if ctx.uses_proxmox() {
-        let endpoint = std::env::var("PROXMOX_VE_ENDPOINT").unwrap_or_default();
-        let token = std::env::var("PROXMOX_VE_API_TOKEN").unwrap_or_default();
-        if endpoint.is_empty() {
-            failed.push(
-                "PROXMOX_VE_ENDPOINT is not set: export PROXMOX_VE_ENDPOINT=https://<host>:8006/"
-                    .into(),
-            );
-        } else {
-            run.message(stage, format!("✓ PROXMOX_VE_ENDPOINT={endpoint}"))?;
-        }
-        if token.is_empty() {
-            failed.push(
-                "PROXMOX_VE_API_TOKEN is not set: export PROXMOX_VE_API_TOKEN='user@realm!tokenid=secret' \
-                 (see docs/runbooks.md, \"API token\")"
-                    .into(),
-            );
-        } else {
-            run.message(stage, "✓ PROXMOX_VE_API_TOKEN is set")?;
-        }
-    }
-
-    match ansible::private_key() {
-        Some(key) if key.is_file() => {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&key)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                failed.push(format!("SSH key {} has mode {:o}: ssh refuses it; run chmod 600 {0}", key.display(), mode & 0o777));
-            } else {
-                run.message(stage, format!("✓ SSH key {}", key.display()))?;
-            }
-        }
-        Some(key) => failed.push(format!(
-            "SSH key {} not found: create one (ssh-keygen -t ed25519) or set ANSIBLE_PRIVATE_KEY_FILE",
-            key.display()
-        )),
-        None => failed.push("no SSH key: set ANSIBLE_PRIVATE_KEY_FILE or HOME".into()),
-    }
-
-    if failed.is_empty() {
-        Ok(Done::Succeeded(
-            "tools, variables and inputs are ready".into(),
-        ))
-    } else {
-        for f in &failed {
-            run.message(stage, format!("✗ {f}"))?;
-        }
-        Err(Failure::Preflight(failed.join("; ")).into())
-    }
-}
-
-fn version_at_least(version: &str, min: (u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= min
-}
-
-fn prepare(_ctx: &Ctx, _run: &mut Run) -> anyhow::Result<Done> {
-    Ok(Done::Skipped(
-        "template preparation needs the Proxmox host; until `em-infra prepare` lands, create the template \
-         as in docs/runbooks.md (\"Template\")"
-            .into(),
-    ))
 }
 
 fn provision(ctx: &Ctx, run: &mut Run, state: &mut EnvState) -> anyhow::Result<Done> {
