@@ -11,11 +11,14 @@
 //! [`KubeServer::set_pve_vms`] and [`pve_vm`].
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[path = "../test_ca/mod.rs"]
+mod test_ca;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use test_ca::TestCa;
 
 use serde_json::{Value, json};
 
@@ -288,63 +291,16 @@ pub struct Pki {
 
 impl Pki {
     pub fn generate() -> Pki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-            KeyPair, KeyUsagePurpose,
-        };
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "k3s-server-ca@1764133082");
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let mut server = CertificateParams::new(vec![
-            "kubernetes".to_string(),
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-        ])
-        .unwrap();
-        server.distinguished_name.push(DnType::CommonName, "k3s");
-        server.use_authority_key_identifier_extension = true;
-        server.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_key = KeyPair::generate().unwrap();
-        let server_cert = server.signed_by(&server_key, &issuer).unwrap();
-
-        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-        client
-            .distinguished_name
-            .push(DnType::CommonName, "system:admin");
-        client
-            .distinguished_name
-            .push(DnType::OrganizationName, "system:masters");
-        client.use_authority_key_identifier_extension = true;
-        client.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client_key = KeyPair::generate().unwrap();
-        let client_cert = client.signed_by(&client_key, &issuer).unwrap();
-
+        let ca = TestCa::new("k3s-server-ca@1764133082");
+        let server = ca.server("k3s", &["kubernetes", "localhost", "127.0.0.1"]);
+        let client = ca.client("system:admin", Some("system:masters"));
         Pki {
-            ca_pem: ca_cert.pem(),
-            ca_der: ca_cert.der().clone(),
-            server_cert: server_cert.der().clone(),
-            server_key_der: server_key.serialize_der(),
-            client_cert_pem: client_cert.pem(),
-            client_key_pem: client_key.serialize_pem(),
+            ca_pem: ca.pem.clone(),
+            ca_der: ca.der.clone(),
+            server_cert: server.cert_der,
+            server_key_der: server.key_der,
+            client_cert_pem: client.cert_pem,
+            client_key_pem: client.key_pem,
         }
     }
 
