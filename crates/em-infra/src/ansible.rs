@@ -38,6 +38,9 @@ pub fn playbook(project: &Project, env: &Environment, playbook: &str, what: &str
         .env("EM_INFRA_TFSTATE", env.tfstate())
         .env("EM_INFRA_ENV_DIR", &env.state_dir)
         .env("ANSIBLE_CONFIG", project.root.join("ansible.cfg"))
+        // An inventory that fails to load stops the run, instead of leaving Ansible with no hosts
+        // and exit code 0 (not in ansible.cfg: ansible-lint's syntax checks run without one).
+        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0");
     if let Ok(exe) = std::env::current_exe() {
