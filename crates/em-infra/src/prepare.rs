@@ -313,6 +313,9 @@ pub fn run(project: &Project, args: &PrepareArgs, printer: &Printer) -> anyhow::
         // Checked before anything is written (write_inputs checks again for the stage).
         return Err(endpoint_missing());
     }
+    // One writer per environment: `up` runs this same play in its prepare stage.
+    crate::fsutil::ensure_private_dir(&env.state_dir)?;
+    let _lock = crate::engine::lock::EnvLock::acquire(&env.state_dir, "prepare", false)?;
     let cmd = playbook_cmd(project, &env, &inputs, args.refresh, &work_dir)?;
     let log_path = work_dir.join(LOG_FILE);
     let mut log = std::fs::File::create(&log_path)
