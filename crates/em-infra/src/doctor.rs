@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,6 +19,7 @@ use crate::config::{Environment, Project};
 use crate::exit::Failure;
 use crate::output::{Mark, Printer};
 use crate::proxmox::{Client, PciDevice, PciMapping, ProxmoxError, VmResource};
+use crate::runner::{self, Capture, Cmd, Interrupt, Outcome, Redactor};
 
 /// Which part of the system a check looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -207,20 +207,21 @@ pub fn uses_proxmox(env: &Environment) -> bool {
 /// `client`: the Proxmox client to use; `None` builds one from the environment
 /// ([`Client::from_env`]) when the environment uses the Proxmox provider — a missing or malformed
 /// setting is then a failed check, not an error. `Err` only for what no check can report
-/// (an unreadable tfvars file).
+/// (an unreadable tfvars file). `exec` runs the local tools' version commands.
 pub fn checks(
     project: &Project,
     env: &Environment,
     tfvars: Option<&Path>,
     client: Option<&Client>,
+    exec: &mut Exec,
 ) -> anyhow::Result<DoctorReport> {
     let mut report = DoctorReport::default();
     let proxmox = uses_proxmox(env);
 
     // local
-    check_terraform(&mut report);
-    check_ansible(&mut report, project);
-    check_ssh(&mut report);
+    check_terraform(&mut report, exec);
+    check_ansible(&mut report, exec, project);
+    check_ssh(&mut report, exec);
     check_private_key(&mut report);
     let check = crate::config::check::check_environment(project, env, tfvars)?;
     check_tfvars(&mut report, project, env, &check);
@@ -271,7 +272,13 @@ pub fn checks(
 /// `em-infra doctor [--env NAME|DIR] [--tfvars FILE] [--json]`.
 pub fn run(project: &Project, args: &DoctorArgs, printer: &Printer) -> anyhow::Result<()> {
     let env = project.environment(&args.env.env)?;
-    let report = checks(project, &env, args.tfvars.as_deref(), None)?;
+    let report = checks(
+        project,
+        &env,
+        args.tfvars.as_deref(),
+        None,
+        &mut standalone_exec,
+    )?;
     if printer.json_mode() {
         printer.stdout_json(&report.to_json())?;
     } else {
@@ -292,50 +299,48 @@ pub fn run(project: &Project, args: &DoctorArgs, printer: &Printer) -> anyhow::R
 // ---------------------------------------------------------------------------------------------
 // local
 
-/// Run `program args` with a time limit; stdout and stderr joined. `Err` with a short reason.
-/// Run a version command: `(stdout, stderr)` on success (tools differ in where they print;
-/// terraform warns on stderr, which must not spoil its JSON on stdout).
-fn output_of(program: &Path, args: &[&str]) -> Result<(String, String), String> {
-    let mut child = Command::new(program)
-        .args(args)
+/// How doctor runs a tool: through the run's runner in the preflight stage (logged and timed in
+/// the stage log), or through the runner with nowhere to log for `em-infra doctor` itself.
+pub type Exec<'a> = dyn FnMut(&Cmd) -> anyhow::Result<Outcome> + 'a;
+
+/// `em-infra doctor`'s executor: the one runner, output kept only for the checks.
+pub fn standalone_exec(cmd: &Cmd) -> anyhow::Result<Outcome> {
+    runner::run(
+        cmd,
+        &mut std::io::sink(),
+        &Redactor::from_env(),
+        &Interrupt::detached(),
+        Capture::Stdout,
+        &mut |_| {},
+    )
+}
+
+/// Run a version command with a time limit: `(stdout, all output)` on success (tools differ in
+/// where they print: terraform warns on stderr beside its JSON, ssh prints its version there).
+fn output_of(exec: &mut Exec, program: &Path, args: &[&str]) -> Result<(String, String), String> {
+    let cmd = Cmd::new(program, format!("{} {}", program.display(), args.join(" ")))
+        .args(args.iter().copied())
         .env("CHECKPOINT_DISABLE", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "not found".to_string()
-            } else {
-                e.to_string()
-            }
-        })?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("did not answer within 30 s".into());
-            }
-            Err(e) => return Err(e.to_string()),
+        .timeout(Duration::from_secs(30));
+    let out = match exec(&cmd) {
+        Ok(out) => out,
+        Err(e) if crate::exit::exit_code_of(&e) == crate::exit::code::PREFLIGHT_FAILED => {
+            return Err("not found".into());
         }
+        Err(e) => return Err(format!("{e:#}")),
+    };
+    if out.timed_out {
+        return Err("did not answer within 30 s".into());
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    if out.status.success() {
-        Ok((stdout, stderr))
+    let all = out.tail.join("\n");
+    if out.success() {
+        Ok((out.stdout, all))
     } else {
-        let text = format!("{stdout}{stderr}");
         Err(format!(
             "exited with {}: {}",
-            out.status,
-            text.lines().next().unwrap_or("").trim()
+            out.code
+                .map_or("a signal".to_string(), |c| format!("code {c}")),
+            all.lines().next().unwrap_or("").trim()
         ))
     }
 }
@@ -348,7 +353,7 @@ fn version_at_least(version: &str, min: (u32, u32)) -> bool {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= min
 }
 
-fn check_terraform(report: &mut DoctorReport) {
+fn check_terraform(report: &mut DoctorReport, exec: &mut Exec) {
     let name = "terraform";
     let fix = "install Terraform ≥ 1.9 or OpenTofu ≥ 1.9 (or point EM_INFRA_TERRAFORM at it)";
     let Some(bin) = crate::terraform::binary() else {
@@ -360,7 +365,7 @@ fn check_terraform(report: &mut DoctorReport) {
         );
         return;
     };
-    match output_of(Path::new(&bin), &["version", "-json"]) {
+    match output_of(exec, Path::new(&bin), &["version", "-json"]) {
         Ok((out, _)) => {
             let version = serde_json::from_str::<serde_json::Value>(&out)
                 .ok()
@@ -387,11 +392,11 @@ fn check_terraform(report: &mut DoctorReport) {
     }
 }
 
-fn check_ansible(report: &mut DoctorReport, project: &Project) {
+fn check_ansible(report: &mut DoctorReport, exec: &mut Exec, project: &Project) {
     let name = "ansible-core";
     let fix = "install ansible-core ≥ 2.15 (`./scripts/test.sh` puts a pinned one in .venv; or set EM_INFRA_ANSIBLE_BIN_DIR)";
     let program = crate::ansible::program(project, "ansible-playbook");
-    match output_of(&program, &["--version"]) {
+    match output_of(exec, &program, &["--version"]) {
         Ok((out, _)) => match crate::ansible::parse_core_version(&out) {
             Some(v) if version_at_least(&v, (2, 15)) => {
                 report.ok(Group::Local, name, format!("{v} ({})", program.display()))
@@ -418,23 +423,18 @@ fn check_ansible(report: &mut DoctorReport, project: &Project) {
     }
 }
 
-fn check_ssh(report: &mut DoctorReport) {
+fn check_ssh(report: &mut DoctorReport, exec: &mut Exec) {
     let fix = "install an OpenSSH client (apt install openssh-client)";
     if !crate::terraform::on_path("ssh") {
         report.fail(Group::Local, "ssh", "ssh is not on PATH", fix);
         return;
     }
-    match output_of(Path::new("ssh"), &["-V"]) {
+    match output_of(exec, Path::new("ssh"), &["-V"]) {
         // OpenSSH prints its version on stderr.
-        Ok((out, err)) => report.ok(
+        Ok((_, all)) => report.ok(
             Group::Local,
             "ssh",
-            format!("{err}{out}")
-                .lines()
-                .next()
-                .unwrap_or("ssh")
-                .trim()
-                .to_string(),
+            all.lines().next().unwrap_or("ssh").trim().to_string(),
         ),
         Err(e) => report.fail(Group::Local, "ssh", format!("ssh -V: {e}"), fix),
     }

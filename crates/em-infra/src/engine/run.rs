@@ -20,12 +20,19 @@ pub struct Run<'a> {
     reporter: &'a dyn Reporter,
 }
 
-/// A sortable, unique run id: UTC start time plus a short random suffix.
+/// A sortable, unique run id: UTC start time to the millisecond plus a short random suffix,
+/// e.g. `20261126T050102.123Z-1a2b`.
 fn new_run_id() -> String {
     let now = jiff::Timestamp::now();
     let suffix =
         blake3::hash(format!("{}{}", std::process::id(), now.as_nanosecond()).as_bytes()).to_hex();
-    format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), &suffix[..4])
+    // Milliseconds keep two runs started within one second in start order.
+    format!(
+        "{}.{:03}Z-{}",
+        now.strftime("%Y%m%dT%H%M%S"),
+        now.subsec_millisecond(),
+        &suffix[..4]
+    )
 }
 
 impl<'a> Run<'a> {

@@ -57,7 +57,7 @@ pub mod stage_result {
 pub struct RunSummary {
     /// [`SUMMARY_SCHEMA`].
     pub schema: u32,
-    /// `20261126T050102Z-1a2b`: UTC start, sortable, plus a short random suffix.
+    /// `20261126T050102.123Z-1a2b`: UTC start to the millisecond, sortable, plus a short random suffix.
     pub run_id: String,
     /// Environment name (`k3s-dev`).
     pub env: String,

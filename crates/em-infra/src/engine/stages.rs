@@ -86,7 +86,10 @@ fn preflight(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
     use crate::doctor::{Group, Status};
     let stage = Stage::Preflight;
     // The preflight stage is `em-infra doctor`: local tools and inputs, then the Proxmox host.
-    let report = crate::doctor::checks(ctx.project, ctx.env, Some(&ctx.tfvars), None)?;
+    let report =
+        crate::doctor::checks(ctx.project, ctx.env, Some(&ctx.tfvars), None, &mut |cmd| {
+            run.exec(stage, cmd, Capture::Stdout)
+        })?;
     for check in &report.checks {
         // Cluster reachability is verify's job: before (re)provisioning, an absent node is normal.
         let line = if check.group == Group::Cluster && check.status == Status::Fail {
