@@ -217,7 +217,7 @@ pub fn run(project: &Project, args: &StatusArgs, printer: &Printer) -> anyhow::R
     let env = project.environment(&args.env.env)?;
     let outputs = load_outputs(&env.tfstate())?;
     let proxmox = proxmox_source();
-    let kubernetes = kubernetes_source(&crate::kube::kubeconfig_path(&env));
+    let kubernetes = kubernetes_source(&env.kubeconfig());
     let view = join(&outputs, &proxmox, &kubernetes);
 
     if printer.json_mode() {

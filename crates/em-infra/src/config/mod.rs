@@ -100,6 +100,16 @@ impl Environment {
         self.dir.join("terraform.tfstate")
     }
 
+    /// The k3s join token, created once by the configure stage (0600).
+    pub fn token_file(&self) -> PathBuf {
+        self.state_dir.join("k3s-token")
+    }
+
+    /// The cluster's kubeconfig, written by the configure stage (0600).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state_dir.join("kubeconfig")
+    }
+
     /// The tfvars the environment is run with: `terraform.tfvars`, else the example.
     pub fn default_tfvars(&self) -> PathBuf {
         let real = self.dir.join("terraform.tfvars");

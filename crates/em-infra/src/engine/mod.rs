@@ -374,8 +374,8 @@ fn destroy(
         for path in [
             env.tfstate(),
             env.dir.join("terraform.tfstate.backup"),
-            env.state_dir.join("k3s-token"),
-            env.state_dir.join("kubeconfig"),
+            env.token_file(),
+            env.kubeconfig(),
             EnvState::path(&env.state_dir),
         ] {
             if path.exists() {

@@ -33,16 +33,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Whether the environment uses the Proxmox provider (the offline fixture does not).
     pub fn uses_proxmox(&self) -> bool {
-        std::fs::read_to_string(self.env.dir.join("versions.tf"))
-            .is_ok_and(|t| t.contains("bpg/proxmox"))
-    }
-
-    pub fn token_file(&self) -> PathBuf {
-        self.env.state_dir.join("k3s-token")
-    }
-
-    pub fn kubeconfig(&self) -> PathBuf {
-        self.env.state_dir.join("kubeconfig")
+        crate::doctor::uses_proxmox(self.env)
     }
 
     fn terraform(&self) -> anyhow::Result<Terraform> {
@@ -305,7 +296,7 @@ fn configure(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
             outputs.nodes.len()
         )));
     }
-    let token = ensure_token(&ctx.token_file())?;
+    let token = ensure_token(&ctx.env.token_file())?;
     run.redactor.add(token);
     let out = run.exec_checked(stage, &site, Capture::Stdout)?;
     let recap = ansible::parse_recap(&out.stdout);
@@ -351,7 +342,7 @@ fn verify(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
             format!(
                 "would check through the Kubernetes API ({}): nodes Ready, labels, kubelet \
                  versions, GPUs, smoke workloads",
-                crate::kube::kubeconfig_path(ctx.env).display()
+                ctx.env.kubeconfig().display()
             ),
         )?;
         return Ok(Done::Skipped("dry run".into()));
@@ -401,12 +392,9 @@ fn verify(ctx: &Ctx, run: &mut Run) -> anyhow::Result<Done> {
         crate::kube::pinned_k3s_version(&ctx.project.root)?,
     );
     let mut progress = Vec::new();
-    let report = crate::kube::verify(
-        &crate::kube::kubeconfig_path(ctx.env),
-        &expected,
-        &opts,
-        &mut |line| progress.push(line.to_string()),
-    );
+    let report = crate::kube::verify(&ctx.env.kubeconfig(), &expected, &opts, &mut |line| {
+        progress.push(line.to_string())
+    });
     for line in progress {
         run.message(stage, line)?;
     }

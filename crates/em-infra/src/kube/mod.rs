@@ -10,8 +10,8 @@
 //! - [`nodes_table`]: the report's nodes as a table for people.
 //! - [`pinned_k3s_version`]: the k3s version `ansible/group_vars/all.yml` pins;
 //!   [`expected_for`]: that version and the environment's Terraform-state nodes;
-//!   [`kubeconfig_path`]: `.em-infra/<env>/kubeconfig`; [`VerifyOptions::from_env`]: the defaults
-//!   with the `EM_INFRA_VERIFY_*` overrides.
+//!   [`VerifyOptions::from_env`]: the defaults with the `EM_INFRA_VERIFY_*` overrides. The
+//!   kubeconfig is `Environment::kubeconfig()` (`.em-infra/<env>/kubeconfig`).
 //!
 //! The checks and the report schema are documented in `docs/verify-and-status.md`.
 
@@ -20,7 +20,7 @@ mod nodes;
 mod smoke;
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -308,11 +308,6 @@ pub fn node_states(kubeconfig: &Path) -> anyhow::Result<Vec<NodeReport>> {
 /// that never registered appear as "not registered".
 pub fn nodes_table(report: &VerifyReport) -> String {
     nodes::table(report)
-}
-
-/// The kubeconfig configure writes for `env` (`.em-infra/<env>/kubeconfig`, architecture freeze §4).
-pub fn kubeconfig_path(env: &Environment) -> PathBuf {
-    env.state_dir.join("kubeconfig")
 }
 
 /// What the verify stage expects of `env`: the nodes of its Terraform state and the pinned k3s
