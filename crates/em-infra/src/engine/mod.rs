@@ -18,7 +18,7 @@ use crate::config::{Environment, Project};
 use crate::engine::events::EventKind;
 use crate::engine::lock::EnvLock;
 use crate::engine::run::Run;
-use crate::engine::runs::StageRecord;
+use crate::engine::runs::{StageRecord, run_result, stage_result};
 use crate::engine::stages::{Ctx, Done};
 use crate::engine::state::{EnvState, StageResult, StageState};
 use crate::exit::{Failure, bad_input, code};
@@ -64,19 +64,21 @@ impl std::fmt::Display for Stage {
     }
 }
 
-/// How a pipeline run ended, for the exit code and the summary.
+/// The recorded result of something that failed with `err`: `interrupted`, `refused` or `failed`
+/// (the same words for runs and stages, see `runs::run_result` / `runs::stage_result`).
+fn failure_label(err: &anyhow::Error) -> &'static str {
+    match crate::exit::exit_code_of(err) {
+        code::INTERRUPTED => stage_result::INTERRUPTED,
+        code::REFUSED => stage_result::REFUSED,
+        _ => stage_result::FAILED,
+    }
+}
+
+/// How a pipeline run ended: its recorded result and em-infra's exit code.
 fn result_name(err: Option<&anyhow::Error>) -> (&'static str, u8) {
     match err {
-        None => ("succeeded", code::OK),
-        Some(e) => {
-            let code = crate::exit::exit_code_of(e);
-            let name = match code {
-                code::INTERRUPTED => "interrupted",
-                code::REFUSED => "refused",
-                _ => "failed",
-            };
-            (name, code)
-        }
+        None => (run_result::SUCCEEDED, code::OK),
+        Some(e) => (failure_label(e), crate::exit::exit_code_of(e)),
     }
 }
 
@@ -190,9 +192,14 @@ pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Resul
             stages::run_stage(stage, &ctx, &mut run, &mut state)
         };
         let duration_ms = Run::elapsed_ms(clock);
-        let (result, message, exit_code) = match &outcome {
-            Ok(Done::Succeeded(m)) => (StageResult::Succeeded, m.clone(), None),
-            Ok(Done::Skipped(m)) => (StageResult::Skipped, m.clone(), None),
+        let (result, label, message, exit_code) = match &outcome {
+            Ok(Done::Succeeded(m)) => (
+                StageResult::Succeeded,
+                stage_result::SUCCEEDED,
+                m.clone(),
+                None,
+            ),
+            Ok(Done::Skipped(m)) => (StageResult::Skipped, stage_result::SKIPPED, m.clone(), None),
             Err(e) => {
                 let code = crate::exit::exit_code_of(e);
                 let result = if code == code::INTERRUPTED {
@@ -200,10 +207,14 @@ pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Resul
                 } else {
                     StageResult::Failed
                 };
-                (result, format!("{e:#}"), Some(i32::from(code)))
+                (
+                    result,
+                    failure_label(e),
+                    format!("{e:#}"),
+                    Some(i32::from(code)),
+                )
             }
         };
-        let label = result_label(result, &outcome);
         run.emit(
             Some(stage),
             EventKind::StageFinished,
@@ -250,16 +261,6 @@ pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Resul
     finish(run, failure, printer, args.dry_run)
 }
 
-fn result_label(result: StageResult, outcome: &anyhow::Result<Done>) -> &'static str {
-    match (result, outcome) {
-        (_, Err(e)) if crate::exit::exit_code_of(e) == code::REFUSED => "refused",
-        (StageResult::Succeeded, _) => "succeeded",
-        (StageResult::Skipped, _) => "skipped",
-        (StageResult::Failed, _) => "failed",
-        (StageResult::Interrupted, _) => "interrupted",
-    }
-}
-
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
@@ -274,7 +275,7 @@ fn finish(
     let (result, exit_code) = result_name(failure.as_ref());
     run.summary.finish(
         if dry_run && failure.is_none() {
-            "dry-run"
+            run_result::DRY_RUN
         } else {
             result
         },
@@ -393,19 +394,12 @@ fn destroy(
     })();
     let duration_ms = Run::elapsed_ms(clock);
     let (label, message, code) = match &result {
-        Ok(m) => ("succeeded", m.clone(), None),
-        Err(e) => {
-            let code = crate::exit::exit_code_of(e);
-            (
-                if code == code::INTERRUPTED {
-                    "interrupted"
-                } else {
-                    "failed"
-                },
-                format!("{e:#}"),
-                Some(i32::from(code)),
-            )
-        }
+        Ok(m) => (stage_result::SUCCEEDED, m.clone(), None),
+        Err(e) => (
+            failure_label(e),
+            format!("{e:#}"),
+            Some(i32::from(crate::exit::exit_code_of(e))),
+        ),
     };
     run.emit(
         Some(stage),
