@@ -6,25 +6,12 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    state: PathBuf,
-}
+mod support;
+
+/// A bare repository with an empty `k3s-dev` environment and a state directory beside it.
+type Fixture = support::BareRepo;
 
 impl Fixture {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("repo");
-        std::fs::create_dir_all(root.join("terraform/environments/k3s-dev")).unwrap();
-        let state = tmp.path().join("state");
-        Fixture {
-            _tmp: tmp,
-            root,
-            state,
-        }
-    }
-
     fn runs_dir(&self) -> PathBuf {
         self.state.join("k3s-dev/runs")
     }

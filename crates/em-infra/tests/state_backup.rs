@@ -13,25 +13,12 @@ use em_infra::engine::backup::{self, BackupOutcome, KEEP_BACKUPS};
 const LINEAGE: &str = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
 const OTHER_LINEAGE: &str = "99999999-0000-4000-8000-000000000000";
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    state: PathBuf,
-}
+mod support;
+
+/// A bare repository with an empty `k3s-dev` environment and a state directory beside it.
+type Fixture = support::BareRepo;
 
 impl Fixture {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("repo");
-        std::fs::create_dir_all(root.join("terraform/environments/k3s-dev")).unwrap();
-        let state = tmp.path().join("state");
-        Fixture {
-            _tmp: tmp,
-            root,
-            state,
-        }
-    }
-
     fn tfstate(&self) -> PathBuf {
         self.root
             .join("terraform/environments/k3s-dev/terraform.tfstate")

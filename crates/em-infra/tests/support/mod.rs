@@ -153,6 +153,28 @@ impl Repo {
     }
 }
 
+/// A bare repository (an empty `terraform/environments/k3s-dev/`) and an em-infra state directory
+/// beside it, for commands that need an environment but no Terraform code.
+pub struct BareRepo {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub state: PathBuf,
+}
+
+impl BareRepo {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        fs::create_dir_all(root.join("terraform/environments/k3s-dev")).unwrap();
+        let state = tmp.path().join("state");
+        BareRepo {
+            _tmp: tmp,
+            root,
+            state,
+        }
+    }
+}
+
 /// Run a prepared command, echoing its stderr (the test's own output shows what happened).
 pub fn run_logged(cmd: &mut Command, label: &str) -> Output {
     let out = cmd.output().unwrap();
