@@ -33,39 +33,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use testlab::{Lab, LabSpec};
 
+mod support;
+use support::{k3s_binary, on_path, repo_root, sha256_of, skip_or_fail as skip};
+
 const HOSTS: [(&str, Ipv4Addr); 3] = [
     ("lab-cp-1", Ipv4Addr::new(10, 231, 0, 11)),
     ("lab-worker-1", Ipv4Addr::new(10, 231, 0, 21)),
     ("lab-worker-2", Ipv4Addr::new(10, 231, 0, 22)),
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/em-infra sits two levels below the repository root")
-        .to_path_buf()
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-        .unwrap_or(false)
-}
-
-/// Skips (prints why) on a workstation; fails under CI, where the lab test must run.
-fn skip(why: &str) {
-    assert!(
-        !in_ci(),
-        "CI=true but the Ansible lab test cannot run: {why}"
-    );
-    eprintln!("skipping ansible lab test: {why}");
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-}
 
 fn ansible_bin_dir() -> PathBuf {
     std::env::var_os("EM_INFRA_ANSIBLE_BIN_DIR")
@@ -136,40 +111,6 @@ fn apply_offline_fixture(tmp: &Path) -> PathBuf {
         );
     }
     env_dir.join("terraform.tfstate")
-}
-
-fn sha256_of(path: &Path) -> String {
-    let out = run_ok(Command::new("sha256sum").arg(path));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("sha256sum prints a digest")
-        .to_string()
-}
-
-/// The k3s binary for the lab and its SHA-256: `EM_INFRA_TEST_K3S_BINARY` (+ `_SHA256`), else the
-/// stand-in built into a target dir of its own (the outer cargo may hold the main one).
-fn k3s_binary(tmp: &Path) -> (PathBuf, String) {
-    if let Some(bin) = std::env::var_os("EM_INFRA_TEST_K3S_BINARY").filter(|v| !v.is_empty()) {
-        let sha = std::env::var("EM_INFRA_TEST_K3S_SHA256").expect(
-            "EM_INFRA_TEST_K3S_BINARY needs EM_INFRA_TEST_K3S_SHA256 (sha256sum of the binary)",
-        );
-        return (PathBuf::from(bin), sha);
-    }
-    let repo = repo_root();
-    let target = repo.join("target/ansible-lab-standin");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run_ok(
-        Command::new(cargo)
-            .current_dir(&repo)
-            .args(["build", "--quiet", "-p", "k3s-standin", "--target-dir"])
-            .arg(&target),
-    );
-    // A copy outside target/: the lab test must not race a rebuild of the file it installs.
-    let bin = tmp.join("k3s");
-    fs::copy(target.join("debug/k3s-standin"), &bin).unwrap();
-    let sha = sha256_of(&bin);
-    (bin, sha)
 }
 
 const MIRROR_PORT: u16 = 18080;

@@ -221,33 +221,40 @@ pub const LAB_NODES: [(&str, &str); 3] = [
     ("lab-worker-2", "10.231.0.22"),
 ];
 
-/// The k3s binary the configure stage installs: a real one from `EM_INFRA_TEST_K3S_BINARY` (with
-/// `EM_INFRA_TEST_K3S_SHA256`, else its sha256 is computed), else the stand-in built with the
-/// workspace.
-pub fn k3s_binary() -> (PathBuf, String) {
-    let path = std::env::var_os("EM_INFRA_TEST_K3S_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let standin = repo_root().join("target/debug/k3s-standin");
-            if !standin.is_file() {
-                let status = Command::new(env!("CARGO"))
-                    .args(["build", "-p", "k3s-standin"])
-                    .current_dir(repo_root())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "building the k3s stand-in failed");
-            }
-            standin
-        });
-    let sha = std::env::var("EM_INFRA_TEST_K3S_SHA256").unwrap_or_else(|_| {
-        let out = Command::new("sha256sum").arg(&path).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    });
-    (path, sha)
+/// The SHA-256 of a file, as `sha256sum` prints it.
+pub fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The k3s binary the lab installs and its SHA-256: a real one from `EM_INFRA_TEST_K3S_BINARY`
+/// (with `EM_INFRA_TEST_K3S_SHA256`, else computed), else the stand-in — built into a target dir
+/// of its own (the outer cargo may hold the main one) and copied into `tmp`, so a test never
+/// races a rebuild of the file it installs.
+pub fn k3s_binary(tmp: &Path) -> (PathBuf, String) {
+    if let Some(bin) = std::env::var_os("EM_INFRA_TEST_K3S_BINARY").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(bin);
+        let sha = std::env::var("EM_INFRA_TEST_K3S_SHA256").unwrap_or_else(|_| sha256_of(&bin));
+        return (bin, sha);
+    }
+    let repo = repo_root();
+    let target = repo.join("target/lab-standin");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(&repo)
+        .args(["build", "--quiet", "-p", "k3s-standin", "--target-dir"])
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the k3s stand-in failed");
+    let bin = tmp.join("k3s");
+    fs::copy(target.join("debug/k3s-standin"), &bin).unwrap();
+    let sha = sha256_of(&bin);
+    (bin, sha)
 }
 
 /// Boot lab hosts with the fixture's names and addresses, and write the Ansible variables that
@@ -257,7 +264,7 @@ pub fn lab_for_fixture(repo: &Repo) -> testlab::Lab {
     for (name, ip) in LAB_NODES {
         spec = spec.host(name, ip.parse().unwrap());
     }
-    let (k3s, sha) = k3s_binary();
+    let (k3s, sha) = k3s_binary(repo.root());
     fs::write(
         repo.root().join("site-vars.json"),
         serde_json::json!({ "k3s_binary_local_path": k3s, "k3s_binary_sha256": sha }).to_string(),
