@@ -457,3 +457,18 @@ fn dry_run_serves_a_newcomer_without_proxmox_or_state() {
             .exists()
     );
 }
+
+#[test]
+fn reset_destroys_then_brings_the_cluster_up_again() {
+    if !terraform_available() {
+        return;
+    }
+    let repo = Offline::new();
+    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
+    let out = repo.run(&["reset", "--yes", "--to", "provision"]);
+    assert_eq!(code(&out), 0);
+    let err = stderr(&out);
+    assert!(err.contains("destroyed;"), "{err}");
+    assert!(err.contains("applied: 3 to create"), "{err}");
+    assert_eq!(repo.stage_result("provision"), "succeeded");
+}
