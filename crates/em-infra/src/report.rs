@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Stage;
 use crate::engine::events::{Event, EventKind, Reporter};
-use crate::engine::runs::RunSummary;
+use crate::engine::runs::{RunSummary, fmt_duration};
 use crate::output::{Mark, Printer};
 
 /// How often a long-running tool gets a progress line (with its latest output).
@@ -28,10 +28,6 @@ impl<'a> HumanReporter<'a> {
             last_beat: RefCell::new(Instant::now()),
         }
     }
-}
-
-fn secs(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 impl Reporter for HumanReporter<'_> {
@@ -56,7 +52,7 @@ impl Reporter for HumanReporter<'_> {
             }
             EventKind::StageFinished => {
                 let name = e.stage.map_or("", Stage::name);
-                let took = e.duration_ms.map(secs).unwrap_or_default();
+                let took = e.duration_ms.map(fmt_duration).unwrap_or_default();
                 let (mark, text) = match e.message.split_once(": ") {
                     Some((result, msg)) => (
                         mark_for(result),
@@ -98,7 +94,8 @@ fn mark_for(result: &str) -> Mark {
     }
 }
 
-fn first_line(text: &str) -> &str {
+/// The first line of a (possibly multi-line) message, for one-line displays.
+pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
@@ -116,7 +113,9 @@ pub fn print_run_summary(
         table.add_row([
             s.stage.clone(),
             s.result.clone(),
-            s.duration_ms.map(secs).unwrap_or_else(|| "-".into()),
+            s.duration_ms
+                .map(fmt_duration)
+                .unwrap_or_else(|| "-".into()),
             first_line(&s.message).chars().take(90).collect(),
         ]);
     }

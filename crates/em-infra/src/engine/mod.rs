@@ -239,7 +239,7 @@ pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Resul
                     started_at,
                     finished_at: jiff::Timestamp::now(),
                     run_id: run.id.clone(),
-                    message: first_line(&message),
+                    message: crate::report::first_line(&message).to_string(),
                 },
             );
             state.save(&env.state_dir)?;
@@ -259,10 +259,6 @@ pub fn up(project: &Project, args: &RunArgs, printer: &Printer) -> anyhow::Resul
         }
     }
     finish(run, failure, printer, args.dry_run)
-}
-
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// Close the run: summary.json, the final table, `--json` on stdout, and the error (if any).

@@ -419,7 +419,9 @@ fn list(env: &Environment, printer: &Printer) -> anyhow::Result<()> {
             Ok(s) => {
                 let note = match (result, s.failing_stage()) {
                     ("incomplete", _) => format!("ended without a result: {}", r.dir.display()),
-                    (_, Some(f)) => format!("{}: {}", f.stage, first_line(&f.message)),
+                    (_, Some(f)) => {
+                        format!("{}: {}", f.stage, crate::report::first_line(&f.message))
+                    }
                     _ => String::new(),
                 };
                 let duration = if s.finished_at.is_some() || !s.stages.is_empty() {
@@ -638,10 +640,6 @@ pub fn render_table(table: &comfy_table::Table) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
 }
 
 fn truncate(text: &str, max: usize) -> String {
