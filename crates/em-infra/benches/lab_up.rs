@@ -11,7 +11,8 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)] // the bench uses a few of the helpers
+#[path = "../tests/it/support.rs"]
 mod support;
 
 /// Per stage: (stage wall ms, tool ms).

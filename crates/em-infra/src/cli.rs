@@ -1,10 +1,11 @@
 //! Command-line definitions (clap). Parsing only: every command's behaviour lives in its module.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::engine::Stage;
+use em_infra_core::engine::{DownOptions, Stage, StageSelection, UpOptions};
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -25,35 +26,35 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "em-infra", version, about, long_about = None, after_help = EXIT_CODES_HELP)]
 #[command(propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of human output.
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Disable colours (also honoured: the NO_COLOR environment variable).
     #[arg(long, global = true)]
-    pub no_color: bool,
+    pub(crate) no_color: bool,
 
     /// Repository root (default: the nearest parent directory holding `terraform/environments`).
     #[arg(long, global = true, env = "EM_INFRA_ROOT", value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
 
     /// Where em-infra keeps per-environment state, locks, runs and secrets (default: `<root>/.em-infra`).
     #[arg(long, global = true, env = "EM_INFRA_STATE_DIR", value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Static checks of the Terraform code and the tfvars, before anything touches Proxmox.
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
@@ -97,7 +98,7 @@ pub enum Command {
 
 /// Which environment: a name under `terraform/environments/`, or a path to a directory.
 #[derive(Debug, Clone, Args)]
-pub struct EnvArg {
+pub(crate) struct EnvArg {
     /// Environment name (`terraform/environments/<NAME>`) or a path to an environment directory.
     #[arg(
         long = "env",
@@ -105,67 +106,67 @@ pub struct EnvArg {
         default_value = "k3s-dev",
         value_name = "NAME|DIR"
     )]
-    pub env: String,
+    pub(crate) env: String,
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     #[command(flatten)]
-    pub env: EnvArg,
+    pub(crate) env: EnvArg,
 
     /// tfvars file to check (default: the environment's terraform.tfvars, else the example).
     #[arg(long, value_name = "FILE")]
-    pub tfvars: Option<PathBuf>,
+    pub(crate) tfvars: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct PrepareArgs {
+pub(crate) struct PrepareArgs {
     #[command(flatten)]
-    pub env: EnvArg,
+    pub(crate) env: EnvArg,
 
     /// When the template was built from another image than the pinned one, build a new template
     /// under a new VM ID (running VMs are untouched; then set template_vm_id to it).
     #[arg(long)]
-    pub refresh: bool,
+    pub(crate) refresh: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
-    pub env: EnvArg,
+    pub(crate) env: EnvArg,
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
-    pub env: EnvArg,
+    pub(crate) env: EnvArg,
 
     /// tfvars file to check (default: the environment's terraform.tfvars, else terraform.tfvars.example).
     #[arg(long, value_name = "FILE")]
-    pub tfvars: Option<PathBuf>,
+    pub(crate) tfvars: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "host"])))]
-pub struct InventoryArgs {
+pub(crate) struct InventoryArgs {
     #[command(flatten)]
-    pub env: EnvArg,
+    pub(crate) env: EnvArg,
 
     /// Terraform state file to read (default: `<env>/terraform.tfstate`).
     #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
 
     /// Print the whole inventory (groups, hosts and `_meta.hostvars`).
     #[arg(long)]
-    pub list: bool,
+    pub(crate) list: bool,
 
     /// Print the variables of one host.
     #[arg(long, value_name = "NAME")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StageArg {
+pub(crate) enum StageArg {
     Preflight,
     Prepare,
     Provision,
@@ -187,99 +188,99 @@ impl From<StageArg> for Stage {
 
 /// Flags shared by `up` and `reset` (everything that shapes a bring-up run).
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub env: EnvArg,
+    pub(crate) env: EnvArg,
 
     /// Run only this stage.
     #[arg(long, value_name = "STAGE", conflicts_with_all = ["from", "to", "resume"])]
-    pub only: Option<StageArg>,
+    pub(crate) only: Option<StageArg>,
 
     /// Start at this stage; the stages before it are not rerun.
     #[arg(long, value_name = "STAGE", conflicts_with = "resume")]
-    pub from: Option<StageArg>,
+    pub(crate) from: Option<StageArg>,
 
     /// Stop after this stage.
     #[arg(long, value_name = "STAGE")]
-    pub to: Option<StageArg>,
+    pub(crate) to: Option<StageArg>,
 
     /// Continue at the stage that failed or was interrupted in the last run.
     #[arg(long)]
-    pub resume: bool,
+    pub(crate) resume: bool,
 
     /// Show each stage's commands (and the Terraform plan when Proxmox is reachable); change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// Same as `--only prepare`.
     #[arg(long, conflicts_with_all = ["only", "from", "to", "resume", "terraform_only", "ansible_only", "verify_only"])]
-    pub prepare_only: bool,
+    pub(crate) prepare_only: bool,
 
     /// Same as `--only provision`.
     #[arg(long, conflicts_with_all = ["only", "from", "to", "resume", "ansible_only", "verify_only"])]
-    pub terraform_only: bool,
+    pub(crate) terraform_only: bool,
 
     /// Same as `--only configure`.
     #[arg(long, conflicts_with_all = ["only", "from", "to", "resume", "verify_only"])]
-    pub ansible_only: bool,
+    pub(crate) ansible_only: bool,
 
     /// Same as `--only verify`.
     #[arg(long, conflicts_with_all = ["only", "from", "to", "resume"])]
-    pub verify_only: bool,
+    pub(crate) verify_only: bool,
 
     /// Let a plan replace or destroy existing cluster VMs (refused otherwise).
     #[arg(long)]
-    pub allow_replace: bool,
+    pub(crate) allow_replace: bool,
 
     /// Terraform parallelism (kept low: clones from one template contend for its lock).
-    #[arg(long, default_value_t = crate::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
-    pub parallelism: u32,
+    #[arg(long, default_value_t = em_infra_core::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub(crate) parallelism: u32,
 
     /// Remove a stale lock left by a dead em-infra process (never a live one).
     #[arg(long)]
-    pub clear_stale_lock: bool,
+    pub(crate) clear_stale_lock: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct DownArgs {
+pub(crate) struct DownArgs {
     #[command(flatten)]
-    pub env: EnvArg,
+    pub(crate) env: EnvArg,
 
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 
     /// Give up on `terraform destroy` after this many seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 
     /// Remove a stale lock left by a dead em-infra process (never a live one).
     #[arg(long)]
-    pub clear_stale_lock: bool,
+    pub(crate) clear_stale_lock: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ResetArgs {
+pub(crate) struct ResetArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
 
     /// Do not ask for confirmation before destroying.
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 
     /// Give up on `terraform destroy` after this many seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum StateCommand {
+pub(crate) enum StateCommand {
     /// Copy the current Terraform state into the backup directory (0600, timestamped, rotated).
     Backup {
         #[command(flatten)]
@@ -303,7 +304,7 @@ pub enum StateCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RunsCommand {
+pub(crate) enum RunsCommand {
     /// One line per past run: id, start, result, duration.
     List {
         #[command(flatten)]
@@ -316,4 +317,57 @@ pub enum RunsCommand {
         /// Run ID as printed by `em-infra runs list`.
         id: Option<String>,
     },
+}
+
+impl RunArgs {
+    /// The stages these flags select (`--prepare-only` and friends are `--only`).
+    fn stage_selection(&self) -> StageSelection {
+        let alias = [
+            (self.prepare_only, Stage::Prepare),
+            (self.terraform_only, Stage::Provision),
+            (self.ansible_only, Stage::Configure),
+            (self.verify_only, Stage::Verify),
+        ]
+        .into_iter()
+        .find_map(|(set, stage)| set.then_some(stage));
+        StageSelection {
+            only: alias.or(self.only.map(Stage::from)),
+            from: self.from.map(Stage::from),
+            to: self.to.map(Stage::from),
+            resume: self.resume,
+        }
+    }
+
+    pub(crate) fn up_options(&self) -> UpOptions {
+        UpOptions {
+            env: self.env.env.clone(),
+            stages: self.stage_selection(),
+            dry_run: self.dry_run,
+            allow_replace: self.allow_replace,
+            parallelism: self.parallelism,
+            clear_stale_lock: self.clear_stale_lock,
+        }
+    }
+}
+
+impl DownArgs {
+    pub(crate) fn down_options(&self) -> DownOptions {
+        DownOptions {
+            env: self.env.env.clone(),
+            yes: self.yes,
+            timeout: Duration::from_secs(self.timeout),
+            clear_stale_lock: self.clear_stale_lock,
+        }
+    }
+}
+
+impl ResetArgs {
+    pub(crate) fn down_options(&self) -> DownOptions {
+        DownOptions {
+            env: self.run.env.env.clone(),
+            yes: self.yes,
+            timeout: Duration::from_secs(self.timeout),
+            clear_stale_lock: self.run.clear_stale_lock,
+        }
+    }
 }

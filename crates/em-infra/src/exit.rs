@@ -1,62 +1,67 @@
-//! The failure classes em-infra reports, and the one place they become process exit codes.
+//! The one place failures become process exit codes (also listed in `em-infra --help` and the
+//! README).
 
-use std::process::ExitCode;
+use em_infra_core::failure::{self, FailureKind};
 
-/// Documented exit codes (also listed in `em-infra --help` and the README).
-pub mod code {
-    pub const OK: u8 = 0;
-    pub const INTERNAL: u8 = 1;
-    pub const BAD_INPUT: u8 = 2;
-    pub const PREFLIGHT_FAILED: u8 = 3;
-    pub const STAGE_FAILED: u8 = 4;
-    pub const REFUSED: u8 = 5;
-    pub const LOCKED: u8 = 75;
-    pub const INTERRUPTED: u8 = 130;
+/// Documented exit codes.
+pub(crate) mod code {
+    pub(crate) const OK: u8 = 0;
+    pub(crate) const INTERNAL: u8 = 1;
+    pub(crate) const BAD_INPUT: u8 = 2;
+    pub(crate) const PREFLIGHT_FAILED: u8 = 3;
+    pub(crate) const STAGE_FAILED: u8 = 4;
+    pub(crate) const REFUSED: u8 = 5;
+    pub(crate) const LOCKED: u8 = 75;
+    pub(crate) const INTERRUPTED: u8 = 130;
 }
 
-/// A failure whose class decides the exit code. Anything else that reaches `main` is internal (1).
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// The user's input is wrong: flags, tfvars, a missing or corrupt file. The message says the fix.
-    #[error("{0}")]
-    BadInput(String),
-    #[error("preflight failed: {0}")]
-    Preflight(String),
-    #[error("stage {stage} failed: {message}")]
-    Stage { stage: String, message: String },
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Locked(String),
-    #[error("interrupted during {0}; continue with `em-infra up --resume`")]
-    Interrupted(String),
-}
-
-impl Failure {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Failure::BadInput(_) => code::BAD_INPUT,
-            Failure::Preflight(_) => code::PREFLIGHT_FAILED,
-            Failure::Stage { .. } => code::STAGE_FAILED,
-            Failure::Refused(_) => code::REFUSED,
-            Failure::Locked(_) => code::LOCKED,
-            Failure::Interrupted(_) => code::INTERRUPTED,
-        }
+/// The exit code of a failure kind; `None` (no typed failure in the chain) is internal.
+pub(crate) fn exit_code(kind: Option<FailureKind>) -> u8 {
+    match kind {
+        None => code::INTERNAL,
+        Some(FailureKind::BadInput) => code::BAD_INPUT,
+        Some(FailureKind::Preflight) => code::PREFLIGHT_FAILED,
+        Some(FailureKind::Stage) => code::STAGE_FAILED,
+        Some(FailureKind::Refused) => code::REFUSED,
+        Some(FailureKind::Locked) => code::LOCKED,
+        Some(FailureKind::Interrupted) => code::INTERRUPTED,
     }
 }
 
-/// Shorthand for returning a bad-input failure from anywhere in the library.
-pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
-    Failure::BadInput(msg.into()).into()
+/// The exit code for an error: the kind of the first typed failure in its cause chain.
+pub(crate) fn exit_code_of(err: &anyhow::Error) -> u8 {
+    exit_code(failure::kind_of(err))
 }
 
-/// The exit code for an error: the first `Failure` in its cause chain, else internal.
-pub fn exit_code_of(err: &anyhow::Error) -> u8 {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<Failure>())
-        .map_or(code::INTERNAL, Failure::exit_code)
-}
+#[cfg(test)]
+mod tests {
+    use em_infra_core::failure::{Failure, bad_input};
 
-pub fn to_process(code: u8) -> ExitCode {
-    ExitCode::from(code)
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_documented_code() {
+        let cases: [(anyhow::Error, u8); 7] = [
+            (bad_input("x"), 2),
+            (Failure::Preflight("x".into()).into(), 3),
+            (
+                Failure::Stage {
+                    stage: "s".into(),
+                    message: "m".into(),
+                }
+                .into(),
+                4,
+            ),
+            (Failure::Refused("x".into()).into(), 5),
+            (Failure::Locked("x".into()).into(), 75),
+            (Failure::Interrupted("x".into()).into(), 130),
+            (anyhow::anyhow!("a bug"), 1),
+        ];
+        for (err, want) in cases {
+            assert_eq!(exit_code_of(&err), want, "{err}");
+        }
+        // The first typed failure in the chain decides, whatever context wraps it.
+        let wrapped = bad_input("inner").context("outer");
+        assert_eq!(exit_code_of(&wrapped), code::BAD_INPUT);
+    }
 }

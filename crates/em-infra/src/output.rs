@@ -6,43 +6,26 @@ use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
 
-/// How a check or stage line is marked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    Ok,
-    Fail,
-    Warn,
-    Skip,
-}
+pub(crate) use em_infra_core::text::Mark;
 
-impl Mark {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Mark::Ok => "✓",
-            Mark::Fail => "✗",
-            Mark::Warn => "!",
-            Mark::Skip => "-",
-        }
-    }
-
-    fn style(self) -> Style {
-        let color = match self {
-            Mark::Ok => AnsiColor::Green,
-            Mark::Fail => AnsiColor::Red,
-            Mark::Warn => AnsiColor::Yellow,
-            Mark::Skip => AnsiColor::BrightBlack,
-        };
-        Style::new().fg_color(Some(color.into())).bold()
-    }
+/// The colour of a mark.
+fn style(mark: Mark) -> Style {
+    let color = match mark {
+        Mark::Ok => AnsiColor::Green,
+        Mark::Fail => AnsiColor::Red,
+        Mark::Warn => AnsiColor::Yellow,
+        Mark::Skip => AnsiColor::BrightBlack,
+    };
+    Style::new().fg_color(Some(color.into())).bold()
 }
 
 #[derive(Debug, Clone)]
-pub struct Printer {
+pub(crate) struct Printer {
     json: bool,
 }
 
 impl Printer {
-    pub fn new(json: bool, no_color: bool) -> Self {
+    pub(crate) fn new(json: bool, no_color: bool) -> Self {
         if no_color {
             anstream::ColorChoice::Never.write_global();
         }
@@ -50,39 +33,39 @@ impl Printer {
     }
 
     /// True when the user asked for `--json` on stdout.
-    pub fn json_mode(&self) -> bool {
+    pub(crate) fn json_mode(&self) -> bool {
         self.json
     }
 
     /// A plain line of human output (stderr).
-    pub fn line(&self, text: impl AsRef<str>) {
+    pub(crate) fn line(&self, text: impl AsRef<str>) {
         let mut err = anstream::stderr().lock();
         let _ = writeln!(err, "{}", text.as_ref());
     }
 
     /// A heading in bold.
-    pub fn heading(&self, text: impl AsRef<str>) {
+    pub(crate) fn heading(&self, text: impl AsRef<str>) {
         let bold = Style::new().bold();
         let mut err = anstream::stderr().lock();
         let _ = writeln!(err, "{bold}{}{bold:#}", text.as_ref());
     }
 
     /// A marked line: `✓ text`, `✗ text`, `! text`.
-    pub fn mark(&self, mark: Mark, text: impl AsRef<str>) {
-        let style = mark.style();
+    pub(crate) fn mark(&self, mark: Mark, text: impl AsRef<str>) {
+        let style = style(mark);
         let mut err = anstream::stderr().lock();
         let _ = writeln!(err, "{style}{}{style:#} {}", mark.symbol(), text.as_ref());
     }
 
     /// A dimmed detail line (fix hints, paths).
-    pub fn hint(&self, text: impl AsRef<str>) {
+    pub(crate) fn hint(&self, text: impl AsRef<str>) {
         let dim = Style::new().dimmed();
         let mut err = anstream::stderr().lock();
         let _ = writeln!(err, "  {dim}{}{dim:#}", text.as_ref());
     }
 
     /// Machine output on stdout.
-    pub fn stdout_json(&self, value: &serde_json::Value) -> anyhow::Result<()> {
+    pub(crate) fn stdout_json(&self, value: &serde_json::Value) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, value)?;
         writeln!(out)?;
@@ -90,14 +73,14 @@ impl Printer {
     }
 
     /// Raw text on stdout (tables, inventory JSON).
-    pub fn stdout(&self, text: impl AsRef<str>) -> anyhow::Result<()> {
+    pub(crate) fn stdout(&self, text: impl AsRef<str>) -> anyhow::Result<()> {
         let mut out = anstream::stdout().lock();
         writeln!(out, "{}", text.as_ref())?;
         Ok(())
     }
 
     /// The final error, with its cause chain, once.
-    pub fn error(&self, err: &anyhow::Error) {
+    pub(crate) fn error(&self, err: &anyhow::Error) {
         let red = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
         let mut out = anstream::stderr().lock();
         let _ = writeln!(out, "{red}error{red:#}: {err}");

@@ -1,27 +1,43 @@
-//! Human rendering of run events (progress on stderr) and of run summaries (the final table).
+//! The engine's two front ends: [`HumanReporter`] (progress for people on stderr: stage starts and
+//! ends with elapsed time, commands, messages, a heartbeat with the tool's latest line during long
+//! waits) and [`JsonReporter`] (`--json`: each event as one JSON line on stderr, the same objects
+//! as `events.jsonl`, while stdout keeps the final document). Both ask questions the same way and
+//! take exit codes from [`crate::exit`]. Also the table at the end of a run.
 
 use std::cell::RefCell;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::Stage;
-use crate::engine::events::{Event, EventKind, Reporter};
-use crate::engine::runs::{RunSummary, fmt_duration};
+use em_infra_core::engine::Stage;
+use em_infra_core::engine::events::{Event, EventKind, Frontend, Question, Verdict};
+use em_infra_core::engine::runs::RunSummary;
+use em_infra_core::failure::bad_input;
+
 use crate::output::{Mark, Printer};
+use crate::table::{self, first_line, fmt_duration};
 
 /// How often a long-running tool gets a progress line (with its latest output).
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Renders a run for people: stage starts and ends with elapsed time, the commands, stage
-/// messages, and a heartbeat with the tool's latest line during long waits.
-pub struct HumanReporter<'a> {
+/// The front end for `printer`'s mode: JSON lines with `--json`, else people.
+pub(crate) fn frontend(printer: &Printer) -> Box<dyn Frontend + '_> {
+    if printer.json_mode() {
+        Box::new(JsonReporter { printer })
+    } else {
+        Box::new(HumanReporter::new(printer))
+    }
+}
+
+/// Renders a run for people.
+pub(crate) struct HumanReporter<'a> {
     printer: &'a Printer,
     stage_started: RefCell<Option<(Stage, Instant)>>,
     last_beat: RefCell<Instant>,
 }
 
 impl<'a> HumanReporter<'a> {
-    pub fn new(printer: &'a Printer) -> Self {
+    pub(crate) fn new(printer: &'a Printer) -> Self {
         HumanReporter {
             printer,
             stage_started: RefCell::new(None),
@@ -30,7 +46,7 @@ impl<'a> HumanReporter<'a> {
     }
 }
 
-impl Reporter for HumanReporter<'_> {
+impl Frontend for HumanReporter<'_> {
     fn event(&self, e: &Event) {
         match e.event {
             EventKind::RunStarted => self
@@ -44,25 +60,24 @@ impl Reporter for HumanReporter<'_> {
                 self.printer.heading(format!("▶ {}", e.message));
             }
             EventKind::CommandStarted => self.printer.hint(format!("$ {}", e.message)),
-            EventKind::CommandFinished => {}
-            EventKind::Message => {
+            EventKind::Check | EventKind::Message => {
                 for line in e.message.lines() {
                     self.printer.line(format!("  {line}"));
                 }
             }
+            EventKind::Warning => self.printer.mark(Mark::Warn, &e.message),
             EventKind::StageFinished => {
                 let name = e.stage.map_or("", Stage::name);
                 let took = e.duration_ms.map(fmt_duration).unwrap_or_default();
-                let (mark, text) = match e.message.split_once(": ") {
-                    Some((result, msg)) => (
-                        mark_for(result),
-                        format!("{name} {result} in {took}: {}", first_line(msg)),
-                    ),
-                    None => (Mark::Ok, format!("{name} in {took}")),
+                // The message is `<verdict>: <what happened>`; the verdict is typed beside it.
+                let text = e.message.split_once(": ").map_or("", |(_, m)| m);
+                let text = match e.result {
+                    Some(v) => format!("{name} {v} in {took}: {}", first_line(text)),
+                    None => format!("{name} in {took}"),
                 };
-                self.printer.mark(mark, text);
+                self.printer.mark(e.result.map_or(Mark::Ok, mark_for), text);
             }
-            EventKind::RunFinished => {}
+            EventKind::CommandFinished | EventKind::Artifact | EventKind::RunFinished => {}
         }
     }
 
@@ -83,39 +98,84 @@ impl Reporter for HumanReporter<'_> {
         }
         self.printer.hint(format!("… {stage} {elapsed}s: {shown}"));
     }
-}
 
-fn mark_for(result: &str) -> Mark {
-    match result.to_ascii_lowercase().as_str() {
-        "succeeded" => Mark::Ok,
-        "skipped" | "planned" => Mark::Skip,
-        "interrupted" | "refused" => Mark::Warn,
-        _ => Mark::Fail,
+    fn confirm(&self, question: &Question) -> anyhow::Result<bool> {
+        confirm(self.printer, question)
+    }
+
+    fn exit_code(&self, failure: Option<&anyhow::Error>) -> u8 {
+        failure.map_or(crate::exit::code::OK, crate::exit::exit_code_of)
     }
 }
 
-/// The first line of a (possibly multi-line) message, for one-line displays.
-pub(crate) fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+/// `--json`: every event as a JSON line on stderr (stdout is kept for the final document).
+pub(crate) struct JsonReporter<'a> {
+    printer: &'a Printer,
 }
 
-/// The table printed at the end of a run: one row per stage, then where the records are.
-pub fn print_run_summary(
+impl Frontend for JsonReporter<'_> {
+    fn event(&self, e: &Event) {
+        if let Ok(line) = serde_json::to_string(e) {
+            self.printer.line(line);
+        }
+    }
+
+    fn confirm(&self, question: &Question) -> anyhow::Result<bool> {
+        confirm(self.printer, question)
+    }
+
+    fn exit_code(&self, failure: Option<&anyhow::Error>) -> u8 {
+        failure.map_or(crate::exit::code::OK, crate::exit::exit_code_of)
+    }
+}
+
+/// The mark of a verdict (also for the `runs` tables).
+pub(crate) fn mark_for(verdict: Verdict) -> Mark {
+    match verdict {
+        Verdict::Succeeded => Mark::Ok,
+        Verdict::Skipped | Verdict::Planned | Verdict::Running | Verdict::DryRun => Mark::Skip,
+        Verdict::Interrupted | Verdict::Refused => Mark::Warn,
+        Verdict::Failed => Mark::Fail,
+    }
+}
+
+/// The mark of a recorded result name (records may come from a newer em-infra: unknown is ✗).
+pub(crate) fn mark_for_name(result: &str) -> Mark {
+    serde_json::from_value(serde_json::Value::String(result.to_string()))
+        .map_or(Mark::Fail, mark_for)
+}
+
+/// Ask on the terminal; without one, say which flag answers the question.
+fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
+    match question {
+        Question::DestroyEnvironment { env, dir } => {
+            if !std::io::stdin().is_terminal() {
+                return Err(bad_input(
+                    "down destroys every VM of the environment: pass --yes when not running interactively",
+                ));
+            }
+            printer.line(format!(
+                "This destroys every VM of environment {env} ({dir}). Type the environment name to go on:"
+            ));
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            Ok(answer.trim() == env)
+        }
+    }
+}
+
+/// The end of a run: its table on stderr, and with `--json` the summary on stdout.
+pub(crate) fn run_summary(
     printer: &Printer,
     summary: &RunSummary,
     run_dir: &Path,
 ) -> anyhow::Result<()> {
-    let mut table = comfy_table::Table::new();
-    table
-        .load_style(comfy_table::presets::NOTHING)
-        .set_header(["stage", "result", "duration", "note"]);
+    let mut table = table::new(&["stage", "result", "duration", "note"]);
     for s in &summary.stages {
         table.add_row([
             s.stage.clone(),
             s.result.clone(),
-            s.duration_ms
-                .map(fmt_duration)
-                .unwrap_or_else(|| "-".into()),
+            s.duration_ms.map_or_else(|| "-".into(), fmt_duration),
             first_line(&s.message).chars().take(90).collect(),
         ]);
     }
@@ -127,5 +187,9 @@ pub fn print_run_summary(
         summary.result,
         run_dir.display()
     ));
+    if printer.json_mode() {
+        printer.stdout_json(&serde_json::to_value(summary)?)?;
+    }
+    let _ = std::io::stderr().flush();
     Ok(())
 }

@@ -5,7 +5,7 @@ use crate::sys::{self, log};
 use std::time::Duration;
 
 /// `https://host:port` → `host:port` (IPv6 literals keep their brackets).
-pub fn server_addr(url: &str) -> Result<String, String> {
+pub(crate) fn server_addr(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| format!("server URL must start with https://, got {url:?}"))?;
@@ -25,7 +25,7 @@ pub fn server_addr(url: &str) -> Result<String, String> {
     })
 }
 
-pub fn run(args: &[String]) -> i32 {
+pub(crate) fn run(args: &[String]) -> i32 {
     sys::install_signal_handlers();
     let cfg = match crate::load_config(args) {
         Ok(c) => c,

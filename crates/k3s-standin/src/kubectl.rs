@@ -4,7 +4,7 @@ use crate::json::Json;
 use std::time::Duration;
 
 /// Pulls `server:` and `client-key-data:` out of a kubeconfig (first occurrence of each).
-pub fn read_kubeconfig(text: &str) -> Option<(String, String)> {
+pub(crate) fn read_kubeconfig(text: &str) -> Option<(String, String)> {
     let find = |key: &str| {
         text.lines().find_map(|l| {
             l.trim_start()
@@ -39,7 +39,7 @@ fn decode_b64(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-pub fn run(args: &[String]) -> i32 {
+pub(crate) fn run(args: &[String]) -> i32 {
     let mut kubeconfig = std::env::var("KUBECONFIG").ok().filter(|v| !v.is_empty());
     let mut words = Vec::new();
     let mut output = None;

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 /// A node object is NotReady ("Unknown") when its agent has not reported for this long
 /// (Kubernetes' default node-monitor-grace-period).
-pub const GRACE_SECS: u64 = 40;
+pub(crate) const GRACE_SECS: u64 = 40;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub(crate) struct Node {
     pub name: String,
     pub internal_ip: String,
     pub labels: BTreeMap<String, String>,
@@ -27,7 +27,7 @@ pub struct Node {
 
 impl Node {
     /// Labels k3s puts on every node, plus the role labels of a server, plus `node-label` entries.
-    pub fn default_labels(
+    pub(crate) fn default_labels(
         name: &str,
         server: bool,
         arch: &str,
@@ -58,7 +58,7 @@ impl Node {
         l
     }
 
-    pub fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         Json::obj([
             ("name", Json::str(&self.name)),
             ("internalIP", Json::str(&self.internal_ip)),
@@ -82,7 +82,7 @@ impl Node {
         ])
     }
 
-    pub fn from_json(v: &Json) -> Option<Node> {
+    pub(crate) fn from_json(v: &Json) -> Option<Node> {
         let s = |k: &str| v.get(k).and_then(Json::as_str).map(str::to_string);
         let n = |k: &str| v.get(k).and_then(Json::as_f64).map(|f| f as u64);
         Some(Node {
@@ -108,12 +108,12 @@ impl Node {
         })
     }
 
-    pub fn ready(&self, now: u64) -> bool {
+    pub(crate) fn ready(&self, now: u64) -> bool {
         now.saturating_sub(self.last_seen) <= GRACE_SECS
     }
 
     /// One `v1.Node` object as the API server would return it.
-    pub fn to_k8s(&self, now: u64, version: &str) -> Json {
+    pub(crate) fn to_k8s(&self, now: u64, version: &str) -> Json {
         let ts = crate::sys::rfc3339(self.created);
         let seen = crate::sys::rfc3339(self.last_seen);
         let ready = self.ready(now);
@@ -257,7 +257,7 @@ impl Node {
 }
 
 /// The `kubectl get nodes -o json` document (kind `List`, items sorted by name like kubectl).
-pub fn node_list(nodes: &[Node], now: u64, version: &str) -> Json {
+pub(crate) fn node_list(nodes: &[Node], now: u64, version: &str) -> Json {
     let mut sorted: Vec<&Node> = nodes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     Json::obj([
@@ -272,7 +272,7 @@ pub fn node_list(nodes: &[Node], now: u64, version: &str) -> Json {
 }
 
 /// The table `kubectl get nodes` prints.
-pub fn node_table(nodes: &[Node], now: u64, version: &str) -> String {
+pub(crate) fn node_table(nodes: &[Node], now: u64, version: &str) -> String {
     let mut sorted: Vec<&Node> = nodes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = format!(
@@ -295,7 +295,7 @@ pub fn node_table(nodes: &[Node], now: u64, version: &str) -> String {
     out
 }
 
-pub fn load(path: &std::path::Path) -> Vec<Node> {
+pub(crate) fn load(path: &std::path::Path) -> Vec<Node> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
@@ -316,7 +316,7 @@ pub fn load(path: &std::path::Path) -> Vec<Node> {
 }
 
 /// Writes the registry atomically (temp file + rename).
-pub fn save(path: &std::path::Path, nodes: &[Node]) -> std::io::Result<()> {
+pub(crate) fn save(path: &std::path::Path, nodes: &[Node]) -> std::io::Result<()> {
     let doc = Json::obj([
         (
             "standin",

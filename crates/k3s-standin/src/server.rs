@@ -9,18 +9,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-pub const SERVER_DIR: &str = "/var/lib/rancher/k3s/server";
-pub const KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
-pub const NODE_PASSWORD: &str = "/etc/rancher/node/password";
+pub(crate) const SERVER_DIR: &str = "/var/lib/rancher/k3s/server";
+pub(crate) const KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
+pub(crate) const NODE_PASSWORD: &str = "/etc/rancher/node/password";
 /// k3s's message when a host registers under a name another host's password already holds.
-pub const NODE_PASSWORD_REJECTED: &str = "Node password rejected, duplicate hostname or contents of '/etc/rancher/node/password' may not match server node-passwd entry, try enabling a unique node name with the --with-node-id flag";
+pub(crate) const NODE_PASSWORD_REJECTED: &str = "Node password rejected, duplicate hostname or contents of '/etc/rancher/node/password' may not match server node-passwd entry, try enabling a unique node name with the --with-node-id flag";
 
 /// The fake client key written into k3s.yaml; kubectl presents it and the server checks it.
-pub fn admin_key(password: &str) -> String {
+pub(crate) fn admin_key(password: &str) -> String {
     sys::fake_hash_hex(format!("standin-admin-key:{password}").as_bytes())
 }
 
-pub fn kubeconfig_text(password: &str, port: u16) -> String {
+pub(crate) fn kubeconfig_text(password: &str, port: u16) -> String {
     let pem = |kind: &str, body: &str| {
         sys::base64(
             format!("-----BEGIN {kind}-----\nSTANDIN{body}\n-----END {kind}-----\n").as_bytes(),
@@ -51,7 +51,7 @@ fn write_file(path: &str, content: &str, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-pub fn run(args: &[String]) -> i32 {
+pub(crate) fn run(args: &[String]) -> i32 {
     sys::install_signal_handlers();
     let cfg = match crate::load_config(args) {
         Ok(c) => c,
@@ -180,7 +180,7 @@ pub fn run(args: &[String]) -> i32 {
     0
 }
 
-pub fn ensure_node_password() {
+pub(crate) fn ensure_node_password() {
     let path = NODE_PASSWORD;
     if std::fs::metadata(path).is_err() {
         let _ = write_file(path, &format!("{}\n", sys::random_hex(16)), 0o600);
@@ -259,7 +259,7 @@ fn handle(stream: TcpStream, password: &str, nodes: &mut Vec<Node>) -> bool {
 
 /// Answers one request: `register` (agents), `nodes` and `delete` (kubectl). Returns the reply
 /// and whether the node registry changed.
-pub fn respond(req: &Json, password: &str, nodes: &mut Vec<Node>) -> (Json, bool) {
+pub(crate) fn respond(req: &Json, password: &str, nodes: &mut Vec<Node>) -> (Json, bool) {
     let mut answer = None;
     let mut set = |v: Json| answer = Some(v);
     let changed = 'op: {
@@ -402,7 +402,7 @@ pub fn respond(req: &Json, password: &str, nodes: &mut Vec<Node>) -> (Json, bool
 }
 
 /// Sends one request and reads the whole JSON reply.
-pub fn request(addr: &str, req: &Json, timeout: Duration) -> std::io::Result<Json> {
+pub(crate) fn request(addr: &str, req: &Json, timeout: Duration) -> std::io::Result<Json> {
     use std::io::Read;
     use std::net::ToSocketAddrs;
     let sock = addr.to_socket_addrs()?.next().ok_or_else(|| {

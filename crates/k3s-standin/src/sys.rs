@@ -18,7 +18,7 @@ extern "C" fn on_signal(_sig: i32) {
 }
 
 /// Installs SIGTERM/SIGINT handlers that only set a flag; loops poll [`stopping`].
-pub fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     let handler = on_signal as extern "C" fn(i32) as usize;
     // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
     unsafe {
@@ -27,12 +27,12 @@ pub fn install_signal_handlers() {
     }
 }
 
-pub fn stopping() -> bool {
+pub(crate) fn stopping() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
 /// Sleeps in short steps so a stop request is noticed quickly. Returns false if stopping.
-pub fn sleep_unless_stopping(total: std::time::Duration) -> bool {
+pub(crate) fn sleep_unless_stopping(total: std::time::Duration) -> bool {
     let step = std::time::Duration::from_millis(100);
     let mut waited = std::time::Duration::ZERO;
     while waited < total {
@@ -46,7 +46,7 @@ pub fn sleep_unless_stopping(total: std::time::Duration) -> bool {
 }
 
 /// Tells systemd (Type=notify units) the service is ready, like k3s does. No-op outside systemd.
-pub fn sd_notify(state: &str) {
+pub(crate) fn sd_notify(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
@@ -64,7 +64,7 @@ pub fn sd_notify(state: &str) {
     }
 }
 
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()
@@ -72,13 +72,13 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-pub fn cpu_count() -> usize {
+pub(crate) fn cpu_count() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
 }
 
-pub fn mem_total_kib() -> u64 {
+pub(crate) fn mem_total_kib() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -89,13 +89,13 @@ pub fn mem_total_kib() -> u64 {
         .unwrap_or(1024 * 1024)
 }
 
-pub fn kernel_version() -> String {
+pub(crate) fn kernel_version() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }
 
-pub fn os_image() -> String {
+pub(crate) fn os_image() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| {
@@ -107,7 +107,7 @@ pub fn os_image() -> String {
         .unwrap_or_else(|| "Linux".to_string())
 }
 
-pub fn arch() -> &'static str {
+pub(crate) fn arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -116,7 +116,7 @@ pub fn arch() -> &'static str {
 }
 
 /// Random hex from /dev/urandom (falls back to time-based bytes).
-pub fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
     if std::fs::File::open("/dev/urandom")
@@ -138,7 +138,7 @@ fn now_secs_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -146,7 +146,7 @@ pub fn now_secs() -> u64 {
 }
 
 /// FNV-1a 64: a stable, NON-cryptographic fingerprint (the stand-in has no real CA).
-pub fn fnv64(data: &[u8]) -> u64 {
+pub(crate) fn fnv64(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in data {
         h ^= u64::from(*b);
@@ -156,7 +156,7 @@ pub fn fnv64(data: &[u8]) -> u64 {
 }
 
 /// A 64-hex-digit fingerprint shaped like k3s's CA hash.
-pub fn fake_hash_hex(data: &[u8]) -> String {
+pub(crate) fn fake_hash_hex(data: &[u8]) -> String {
     (0..4u8)
         .map(|i| {
             let mut d = data.to_vec();
@@ -166,7 +166,7 @@ pub fn fake_hash_hex(data: &[u8]) -> String {
         .collect()
 }
 
-pub fn base64(data: &[u8]) -> String {
+pub(crate) fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -188,7 +188,7 @@ pub fn base64(data: &[u8]) -> String {
 }
 
 /// RFC 3339 UTC timestamp for a Unix time.
-pub fn rfc3339(secs: u64) -> String {
+pub(crate) fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's civil_from_days.
@@ -210,7 +210,7 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 /// Logs one k3s-style (logrus) line to stderr, which journald captures.
-pub fn log(level: &str, msg: &str) {
+pub(crate) fn log(level: &str, msg: &str) {
     eprintln!(
         "time=\"{}\" level={level} msg=\"{}\"",
         rfc3339(now_secs()),

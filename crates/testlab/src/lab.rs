@@ -1216,7 +1216,7 @@ mod tests {
             .host("lab-cp-1", ip("10.231.0.11"))
             .host("lab-worker-1", ip("10.231.0.21"));
         assert_eq!(ok.validate().unwrap(), ip("10.231.0.1"));
-        let other_net = ok.clone().host("w2", ip("10.232.0.22"));
+        let other_net = ok.host("w2", ip("10.232.0.22"));
         assert!(format!("{:#}", other_net.validate().unwrap_err()).contains("same /24"));
         let ctl = LabSpec::new("/x").host("a", ip("10.231.0.1"));
         assert!(format!("{:#}", ctl.validate().unwrap_err()).contains("controller"));

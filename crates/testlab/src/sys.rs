@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 const EXTRA_BIN_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 /// Full path of `tool`, searched in `$PATH` and then the usual sbin/bin directories.
-pub fn which(tool: &str) -> Option<PathBuf> {
+pub(crate) fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(EXTRA_BIN_DIRS.iter().map(PathBuf::from))
@@ -26,7 +26,7 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 }
 
 /// A `Command` for `tool`, resolved with [`which`] (falls back to the bare name).
-pub fn cmd(tool: &str) -> Command {
+pub(crate) fn cmd(tool: &str) -> Command {
     Command::new(which(tool).unwrap_or_else(|| PathBuf::from(tool)))
 }
 
@@ -40,7 +40,7 @@ fn describe(c: &Command) -> String {
 }
 
 /// Runs `c` to completion; fails with the command line and its stderr unless it exits 0.
-pub fn run(c: &mut Command) -> Result<String> {
+pub(crate) fn run(c: &mut Command) -> Result<String> {
     let out = c
         .stdin(Stdio::null())
         .output()
@@ -57,13 +57,13 @@ pub fn run(c: &mut Command) -> Result<String> {
 }
 
 /// `ip` with arguments, checked.
-pub fn ip(args: &[&str]) -> Result<()> {
+pub(crate) fn ip(args: &[&str]) -> Result<()> {
     run(cmd("ip").args(args)).map(drop)
 }
 
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone)]
-pub struct MountEntry {
+pub(crate) struct MountEntry {
     pub mount_point: PathBuf,
     pub fs_type: String,
     pub super_opts: String,
@@ -89,7 +89,7 @@ fn unescape_mount(s: &str) -> String {
 }
 
 /// All mounts visible to this process.
-pub fn mounts() -> Vec<MountEntry> {
+pub(crate) fn mounts() -> Vec<MountEntry> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     text.lines()
         .filter_map(|line| {
@@ -109,7 +109,7 @@ pub fn mounts() -> Vec<MountEntry> {
 }
 
 /// Mount points at or below `dir`, deepest first.
-pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = mounts()
         .into_iter()
         .map(|m| m.mount_point)
@@ -121,7 +121,7 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Unmounts everything at or below `dir` (deepest first; lazily if a plain unmount fails).
-pub fn unmount_all_under(dir: &Path) -> Result<()> {
+pub(crate) fn unmount_all_under(dir: &Path) -> Result<()> {
     for _round in 0..4 {
         let list = mounts_under(dir);
         if list.is_empty() {
@@ -143,7 +143,7 @@ pub fn unmount_all_under(dir: &Path) -> Result<()> {
 
 /// Removes `dir` recursively without ever crossing into another file system; refuses when
 /// anything is still mounted below it.
-pub fn remove_tree(dir: &Path) -> Result<()> {
+pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
     if fs::symlink_metadata(dir).is_err() {
         return Ok(());
     }
@@ -164,7 +164,7 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
 
 /// Cgroup hierarchies that take per-container directories: the cgroup2 mount (pure v2 or the
 /// hybrid layout's `unified`) and the v1 `name=systemd` hierarchy, when present.
-pub fn cgroup_hierarchies() -> Vec<PathBuf> {
+pub(crate) fn cgroup_hierarchies() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = mounts()
         .into_iter()
         .filter(|m| {
@@ -179,7 +179,7 @@ pub fn cgroup_hierarchies() -> Vec<PathBuf> {
 }
 
 /// Every directory in the tree rooted at `dir` (including it), deepest first.
-pub fn dirs_depth_first(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn dirs_depth_first(dir: &Path) -> Vec<PathBuf> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
         if let Ok(rd) = fs::read_dir(d) {
             for e in rd.flatten() {
@@ -198,7 +198,7 @@ pub fn dirs_depth_first(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// PIDs in any cgroup of the tree rooted at `dir`.
-pub fn cgroup_tree_pids(dir: &Path) -> Vec<i32> {
+pub(crate) fn cgroup_tree_pids(dir: &Path) -> Vec<i32> {
     let mut pids: Vec<i32> = dirs_depth_first(dir)
         .iter()
         .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
@@ -214,7 +214,7 @@ pub fn cgroup_tree_pids(dir: &Path) -> Vec<i32> {
 }
 
 /// Removes a cgroup tree depth-first (cgroups must be empty of processes).
-pub fn remove_cgroup_tree(dir: &Path) -> Result<()> {
+pub(crate) fn remove_cgroup_tree(dir: &Path) -> Result<()> {
     let mut errs = Vec::new();
     for d in dirs_depth_first(dir) {
         if let Err(e) = fs::remove_dir(&d) {
@@ -229,7 +229,7 @@ pub fn remove_cgroup_tree(dir: &Path) -> Result<()> {
 }
 
 /// Whether `pid` exists and is not a zombie.
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => s
             .rsplit_once(')')
@@ -240,14 +240,14 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
-pub fn start_ticks(pid: i32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = s.rsplit_once(')')?;
     // `rest` starts at field 3 (state); field 22 is the 20th from here.
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-pub fn signal(pid: i32, sig: i32) {
+pub(crate) fn signal(pid: i32, sig: i32) {
     if pid > 1 && pid != std::process::id() as i32 {
         // SAFETY: plain kill(2) on a pid we identified; no memory is touched.
         unsafe {
@@ -257,7 +257,7 @@ pub fn signal(pid: i32, sig: i32) {
 }
 
 /// Polls `done` every 50 ms until it is true or `timeout` passes; returns the final value.
-pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if done() {
@@ -271,7 +271,7 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// All PIDs in /proc.
-pub fn all_pids() -> Vec<i32> {
+pub(crate) fn all_pids() -> Vec<i32> {
     fs::read_dir("/proc")
         .map(|rd| {
             rd.flatten()
@@ -282,12 +282,12 @@ pub fn all_pids() -> Vec<i32> {
 }
 
 /// Inode of a namespace file (`/run/netns/NAME` or `/proc/PID/ns/net`).
-pub fn ns_inode(path: impl AsRef<Path>) -> Option<u64> {
+pub(crate) fn ns_inode(path: impl AsRef<Path>) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
 }
 
 /// PIDs whose network namespace has one of `inodes`.
-pub fn pids_in_netns(inodes: &[u64]) -> Vec<i32> {
+pub(crate) fn pids_in_netns(inodes: &[u64]) -> Vec<i32> {
     if inodes.is_empty() {
         return Vec::new();
     }
@@ -310,14 +310,14 @@ pub fn pids_in_netns(inodes: &[u64]) -> Vec<i32> {
 }
 
 /// Command name of a PID, for messages.
-pub fn comm(pid: i32) -> String {
+pub(crate) fn comm(pid: i32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into())
 }
 
 /// Last `n` lines of a (log) file, lossily decoded.
-pub fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let mut buf = Vec::new();
     if let Ok(mut f) = fs::File::open(path) {
         let _ = f.read_to_end(&mut buf);
@@ -327,13 +327,13 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// FNV-1a 64-bit: a stable hash (unlike `DefaultHasher`) for cache keys.
-pub fn fnv1a(data: &[u8]) -> u64 {
+pub(crate) fn fnv1a(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in data {
         h ^= u64::from(*b);
@@ -343,7 +343,7 @@ pub fn fnv1a(data: &[u8]) -> u64 {
 }
 
 /// Writes `data` to `path` via a temporary file and rename.
-pub fn write_atomic(path: &Path, data: impl AsRef<[u8]>) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: impl AsRef<[u8]>) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))

@@ -1,0 +1,1396 @@
+//! The topology input rules of docs/architecture-freeze.md §1, applied to merged tfvars values.
+//!
+//! These are the same rules as the `validation` blocks in `terraform/modules/topology`, with the
+//! same attribution: each problem is reported on the variable whose validation block holds the
+//! rule (e.g. "not enough addresses" is a `network_cidr` finding, "gateway is a node's IP" a
+//! `gateway` finding). As in Terraform, all rules of a variable are skipped while any variable
+//! one of its validation blocks reads is itself invalid, so one mistake is reported once, where
+//! it was made. `tests/tfvars-corpus` and the combined cases in `tests/check.rs` pin the verdicts
+//! (and the variables named) of both implementations against each other.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use hcl::Value;
+
+use crate::config::Environment;
+use crate::config::finding::Finding;
+use crate::config::hclsrc::{SourceFile, ValuePath};
+use crate::config::tfvars::{Origin, Setting, Values, merge};
+use crate::config::topology::{
+    Gpu, GpuWorker, Inputs, Ipv4Cidr, Loaded, VmSize, derive, highest_slot, node_slots, parse_ipv4,
+};
+use crate::config::wiring::Module;
+use crate::failure::bad_input;
+
+/// One variable of the contract (§1): name, Terraform type, default (HCL; `None` = required) and
+/// an example value for fix hints.
+#[derive(Debug, Clone, Copy)]
+pub struct ContractVar {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub default: Option<&'static str>,
+    pub example: &'static str,
+}
+
+const SIZE_TYPE: &str = "object({ cores = number, memory_mb = number, disk_gb = number })";
+
+/// The contract's variables, in the order of docs/architecture-freeze.md §1.
+pub const CONTRACT: &[ContractVar] = &[
+    ContractVar {
+        name: "cluster_name",
+        ty: "string",
+        default: Some("\"k3s-dev\""),
+        example: "\"k3s-dev\"",
+    },
+    ContractVar {
+        name: "proxmox_node",
+        ty: "string",
+        default: Some("\"pve\""),
+        example: "\"pve\"",
+    },
+    ContractVar {
+        name: "node_placement",
+        ty: "map(string)",
+        default: Some("{}"),
+        example: "{ \"k3s-dev-worker-2\" = \"pve2\" }",
+    },
+    ContractVar {
+        name: "control_plane_count",
+        ty: "number",
+        default: Some("1"),
+        example: "1",
+    },
+    ContractVar {
+        name: "worker_count",
+        ty: "number",
+        default: Some("2"),
+        example: "2",
+    },
+    ContractVar {
+        name: "gpu_workers",
+        ty: "list(object({ mapping = optional(string), pci_id = optional(string), proxmox_node = optional(string) }))",
+        default: Some("[]"),
+        example: "[{ mapping = \"gpu0\" }]",
+    },
+    ContractVar {
+        name: "allow_raw_pci_ids",
+        ty: "bool",
+        default: Some("false"),
+        example: "false",
+    },
+    ContractVar {
+        name: "network_cidr",
+        ty: "string",
+        default: None,
+        example: "\"192.168.10.0/24\"",
+    },
+    ContractVar {
+        name: "gateway",
+        ty: "string",
+        default: None,
+        example: "\"192.168.10.1\"",
+    },
+    ContractVar {
+        name: "first_host_offset",
+        ty: "number",
+        default: Some("10"),
+        example: "10",
+    },
+    ContractVar {
+        name: "dns_servers",
+        ty: "list(string)",
+        default: Some("[]"),
+        example: "[\"1.1.1.1\"]",
+    },
+    ContractVar {
+        name: "network_bridge",
+        ty: "string",
+        default: Some("\"vmbr0\""),
+        example: "\"vmbr0\"",
+    },
+    ContractVar {
+        name: "vlan_id",
+        ty: "number",
+        default: Some("null"),
+        example: "null",
+    },
+    ContractVar {
+        name: "vm_id_base",
+        ty: "number",
+        default: Some("9100"),
+        example: "9100",
+    },
+    ContractVar {
+        name: "template_vm_id",
+        ty: "number",
+        default: Some("9000"),
+        example: "9000",
+    },
+    ContractVar {
+        name: "datastore_id",
+        ty: "string",
+        default: Some("\"local-lvm\""),
+        example: "\"local-lvm\"",
+    },
+    ContractVar {
+        name: "control_plane_size",
+        ty: SIZE_TYPE,
+        default: Some("{ cores = 2, memory_mb = 4096, disk_gb = 32 }"),
+        example: "{ cores = 2, memory_mb = 4096, disk_gb = 32 }",
+    },
+    ContractVar {
+        name: "worker_size",
+        ty: SIZE_TYPE,
+        default: Some("{ cores = 2, memory_mb = 4096, disk_gb = 32 }"),
+        example: "{ cores = 2, memory_mb = 4096, disk_gb = 32 }",
+    },
+    ContractVar {
+        name: "gpu_worker_size",
+        ty: SIZE_TYPE,
+        default: Some("{ cores = 4, memory_mb = 16384, disk_gb = 64 }"),
+        example: "{ cores = 4, memory_mb = 16384, disk_gb = 64 }",
+    },
+    ContractVar {
+        name: "ssh_user",
+        ty: "string",
+        default: Some("\"ubuntu\""),
+        example: "\"ubuntu\"",
+    },
+    ContractVar {
+        name: "ssh_public_key_path",
+        ty: "string",
+        default: Some("\"~/.ssh/id_ed25519.pub\""),
+        example: "\"~/.ssh/id_ed25519.pub\"",
+    },
+];
+
+impl ContractVar {
+    pub fn get(name: &str) -> Option<&'static ContractVar> {
+        CONTRACT.iter().find(|v| v.name == name)
+    }
+
+    /// The contract default as a value (`None` for required variables).
+    pub fn default_value(&self) -> Option<Value> {
+        let text = self.default?;
+        let expr = hcl::edit::parser::parse_expr(text).expect("contract defaults are valid HCL");
+        Some(crate::config::hclsrc::constant_value(&expr).expect("contract defaults are literals"))
+    }
+}
+
+/// Read the environment's declarations and `tfvars`, merge, and apply every rule.
+pub fn load(env: &Environment, tfvars: Option<&Path>) -> anyhow::Result<Loaded> {
+    let tfvars_path = tfvars.map_or_else(|| env.default_tfvars(), Path::to_path_buf);
+    if !tfvars_path.is_file() {
+        return Err(bad_input(format!(
+            "tfvars file {} not found: copy {}/terraform.tfvars.example to terraform.tfvars and edit it, or pass --tfvars FILE",
+            tfvars_path.display(),
+            env.dir.display()
+        )));
+    }
+    let (root, mut findings) = Module::load(&env.dir)?;
+    if findings.iter().any(|f| f.field == "syntax") {
+        // Declarations in a file that does not parse are unknown: judging the tfvars against
+        // the rest would only add "unknown variable" noise to the one real problem.
+        return Ok(Loaded {
+            tfvars: tfvars_path,
+            inputs: None,
+            findings,
+        });
+    }
+    let tfvars_file = match SourceFile::load_tfvars(&tfvars_path)? {
+        Ok(file) => file,
+        Err(syntax) => {
+            // Which variables the file sets is unknown; "required variable not set" would be noise.
+            findings.push(*syntax);
+            return Ok(Loaded {
+                tfvars: tfvars_path,
+                inputs: None,
+                findings,
+            });
+        }
+    };
+    let (mut values, merge_findings) = merge(&root.decls, &tfvars_path, Ok(tfvars_file));
+    findings.extend(merge_findings);
+    findings.extend(apply_module_defaults(&root, &mut values)?);
+    let inputs = match validate(&values) {
+        Ok(inputs) => Some(inputs),
+        Err(rule_findings) => {
+            findings.extend(rule_findings);
+            None
+        }
+    };
+    // A merge problem (unknown variable, unset required one) fails the check even when the
+    // remaining values pass every rule.
+    let inputs = if findings.is_empty() { inputs } else { None };
+    Ok(Loaded {
+        tfvars: tfvars_path,
+        inputs,
+        findings,
+    })
+}
+
+/// Terraform substitutes a module variable's default when the caller passes `null` to a
+/// `nullable = false` variable. The environments declare their inputs with `default = null` and
+/// pass them straight (`x = var.x`) to the topology module, which holds the real defaults, so a
+/// value left out of the tfvars takes the module's default here too. A null reaching a
+/// non-nullable module variable without a default is an error in Terraform, and a finding here.
+fn apply_module_defaults(root: &Module, values: &mut Values) -> anyhow::Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    for call in root.calls() {
+        let Some(dir) = call.local.as_ref().filter(|d| d.is_dir()) else {
+            continue;
+        };
+        let (child, _) = Module::load(dir)?;
+        for arg in call.args() {
+            let Some(name) = call.pass_through(arg.key.as_str()) else {
+                continue;
+            };
+            let Some(inner) = child.decls.vars.get(arg.key.as_str()) else {
+                continue;
+            };
+            let is_null = values
+                .settings
+                .get(&name)
+                .is_some_and(|s| s.value.is_null());
+            if !is_null || inner.nullable {
+                continue;
+            }
+            match &inner.default {
+                Some(default) if !default.is_null() => {
+                    let setting = Setting {
+                        value: default.clone(),
+                        origin: Origin::Default {
+                            decl: Box::new(inner.clone()),
+                        },
+                    };
+                    values.settings.insert(name, setting);
+                }
+                _ => {
+                    let f = values.finding(
+                        &name,
+                        &ValuePath::root(),
+                        Some(&Value::Null),
+                        format!("may not be null: module \"{}\" requires a value (nullable = false, no default)", call.name),
+                        format!("set `{name}` to a value"),
+                    );
+                    findings.push(f);
+                    values.settings.remove(&name);
+                }
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// Apply every contract rule to merged values. `Ok` only when nothing is wrong; `Err` holds the
+/// rule findings, and is empty when a value is missing for a reason the merge already reported
+/// (an unset required variable, a type error).
+pub fn validate(values: &Values) -> Result<Inputs, Vec<Finding>> {
+    let mut r = Rules {
+        values,
+        findings: Vec::new(),
+        undeclared: Vec::new(),
+    };
+
+    let cluster_name = r.string("cluster_name").and_then(|v| {
+        r.check(
+            "cluster_name",
+            is_dns_label(&v),
+            "is not a valid DNS label (2-32 characters: lower-case letters, digits and '-', starting with a letter, not ending with '-')",
+            "use a name like \"k3s-dev\", so every node name stays a valid hostname and Proxmox VM name",
+        )
+        .then_some(v)
+    });
+    let proxmox_node = r.string("proxmox_node").and_then(|v| {
+        r.check(
+            "proxmox_node",
+            is_node_name(&v),
+            "is not a valid Proxmox node name (letters, digits and '-', not starting or ending with '-')",
+            "use the node name shown by `pvecm nodes` or in the web UI, e.g. \"pve\"",
+        )
+        .then_some(v)
+    });
+    let control_plane_count = r.number("control_plane_count").and_then(|v| {
+        r.check(
+            "control_plane_count",
+            v == 1.0,
+            "is not supported: the cluster has exactly one k3s server (HA control planes are out of scope)",
+            "set control_plane_count = 1",
+        )
+        .then_some(1u32)
+    });
+    let worker_count = r.number("worker_count").and_then(|v| {
+        r.check(
+            "worker_count",
+            is_whole(v) && (0.0..=30.0).contains(&v),
+            "must be a whole number from 0 to 30",
+            "use a whole number from 0 to 30 (workers use slots 10-39)",
+        )
+        .then_some(v as u32)
+    });
+    let allow_raw_pci_ids = r.bool("allow_raw_pci_ids");
+    let first_host_offset = r.number("first_host_offset").and_then(|v| {
+        r.check(
+            "first_host_offset",
+            is_whole(v) && v >= 1.0,
+            "must be a whole number >= 1 (host number 0 is the network address)",
+            "use a whole number >= 1, e.g. 10",
+        )
+        .then_some(v as u64)
+    });
+    let dns_servers = r.dns_servers();
+    let network_bridge = r.string("network_bridge").and_then(|v| {
+        r.check(
+            "network_bridge",
+            is_bridge_name(&v),
+            "is not a valid bridge name (up to 16 characters: a letter, then letters, digits, '_', '.', '-')",
+            "use the Linux bridge the VMs attach to, e.g. \"vmbr0\"",
+        )
+        .then_some(v)
+    });
+    let vlan_id = r.vlan_id();
+    let datastore_id = r.string("datastore_id").and_then(|v| {
+        r.check(
+            "datastore_id",
+            !v.trim().is_empty(),
+            "is empty",
+            "set it to a Proxmox storage that holds VM images, e.g. \"local-lvm\"",
+        )
+        .then_some(v)
+    });
+    let control_plane_size = r.size("control_plane_size", 2, 2048, "the k3s server");
+    let worker_size = r.size("worker_size", 1, 1024, "a k3s agent");
+    // Passthrough pins all of a GPU worker's memory, hence the higher floor.
+    let gpu_worker_size = r.size("gpu_worker_size", 1, 4096, "a GPU worker");
+    let ssh_user = r.string("ssh_user").and_then(|v| {
+        r.check(
+            "ssh_user",
+            is_user_name(&v),
+            "is not a valid Linux user name (up to 32 lower-case letters, digits, '_' or '-', starting with a letter or '_')",
+            "use a user name like \"ubuntu\"",
+        )
+        .then_some(v)
+    });
+    let ssh_public_key_path = r.string("ssh_public_key_path").and_then(|v| {
+        r.check(
+            "ssh_public_key_path",
+            !v.trim().is_empty(),
+            "is empty",
+            "set it to your SSH public key file, e.g. \"~/.ssh/id_ed25519.pub\"",
+        )
+        .then_some(v)
+    });
+
+    // Variables whose validation blocks read other variables. Terraform evaluates all of a
+    // variable's validation blocks as one graph node that depends on every variable any of them
+    // reads (conditions and error messages alike); when one of those is invalid, the node is
+    // skipped, so none of that variable's rules is reported. Observed with Terraform 1.11 and
+    // pinned by tests/check.rs; the same gating here keeps both tools naming the same variables.
+    let gpu_workers = allow_raw_pci_ids.and_then(|allow| r.gpu_workers(allow));
+    let counts = worker_count.zip(gpu_workers.as_ref().map(|g| g.len() as u32));
+    let node_placement = match (&cluster_name, counts) {
+        (Some(name), Some((wc, gc))) => r.node_placement(name, wc, gc),
+        _ => None,
+    };
+    let network = match (first_host_offset, counts) {
+        (Some(fho), Some((wc, gc))) => r.network_cidr(fho, wc, gc),
+        _ => None,
+    };
+    let vm_id_base = counts.and_then(|(wc, gc)| r.vm_id_base(wc, gc));
+    let gateway = match (network, first_host_offset, counts, &cluster_name) {
+        (Some(net), Some(fho), Some((wc, gc)), Some(name)) => r.gateway(net, fho, name, wc, gc),
+        _ => None,
+    };
+    let template_vm_id = match (vm_id_base, counts, &cluster_name) {
+        (Some(base), Some((wc, gc)), Some(name)) => r.template_vm_id(base, name, wc, gc),
+        _ => None,
+    };
+
+    let inputs = (|| {
+        Some(Inputs {
+            cluster_name: cluster_name?,
+            proxmox_node: proxmox_node?,
+            node_placement: node_placement?,
+            control_plane_count: control_plane_count?,
+            worker_count: worker_count?,
+            gpu_workers: gpu_workers?,
+            allow_raw_pci_ids: allow_raw_pci_ids?,
+            network: network?,
+            gateway: gateway?,
+            first_host_offset: first_host_offset?,
+            dns_servers: dns_servers?,
+            network_bridge: network_bridge?,
+            vlan_id: vlan_id?,
+            vm_id_base: vm_id_base?,
+            template_vm_id: template_vm_id?,
+            datastore_id: datastore_id?,
+            control_plane_size: control_plane_size?,
+            worker_size: worker_size?,
+            gpu_worker_size: gpu_worker_size?,
+            ssh_user: ssh_user?,
+            ssh_public_key_path: ssh_public_key_path?,
+        })
+    })();
+    match inputs {
+        Some(inputs) if r.findings.is_empty() => {
+            // Belt and braces: the rules above guarantee this; a failure here is a bug in them.
+            debug_assert_eq!(
+                derive(&inputs).len() as u32,
+                1 + inputs.worker_count + inputs.gpu_workers.len() as u32
+            );
+            Ok(inputs)
+        }
+        _ => {
+            if !r.undeclared.is_empty() {
+                // Required contract variables the environment does not declare at all: the tfvars
+                // cannot set them, so say which (the wiring check names the declaration to add).
+                let names = std::mem::take(&mut r.undeclared);
+                r.findings.push(Finding::new(
+                    &values.tfvars,
+                    None,
+                    names[0],
+                    None,
+                    format!(
+                        "the environment does not declare the required contract variable(s) {}",
+                        names.join(", ")
+                    ),
+                    "declare them in the environment's variables.tf (docs/architecture-freeze.md §1)",
+                ));
+            }
+            // Empty only when the merge already reported why a value is missing.
+            Err(r.findings)
+        }
+    }
+}
+
+struct Rules<'a> {
+    values: &'a Values,
+    findings: Vec<Finding>,
+    /// Required contract variables the environment does not declare.
+    undeclared: Vec<&'static str>,
+}
+
+impl Rules<'_> {
+    fn report(
+        &mut self,
+        name: &str,
+        path: &ValuePath,
+        value: Option<&Value>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        let f = self.values.finding(name, path, value, message, fix);
+        self.findings.push(f);
+    }
+
+    /// Report `message` on the whole variable when `ok` is false; returns `ok`.
+    fn check(&mut self, name: &str, ok: bool, message: &str, fix: &str) -> bool {
+        if !ok {
+            let value = self.values.get(name).cloned();
+            self.report(name, &ValuePath::root(), value.as_ref(), message, fix);
+        }
+        ok
+    }
+
+    /// The value of `name`: merged from tfvars/defaults, or the contract default when the
+    /// environment does not declare the variable at all. `None` when the merge already
+    /// reported a problem with it.
+    fn value(&mut self, name: &str) -> Option<Value> {
+        match self.values.get(name) {
+            Some(v) => Some(v.clone()),
+            None if self.values.decls.vars.contains_key(name) => None,
+            None => {
+                let cv = ContractVar::get(name)?;
+                let v = cv.default_value();
+                if v.is_none() {
+                    self.undeclared.push(cv.name);
+                }
+                v
+            }
+        }
+    }
+
+    fn typed<T>(
+        &mut self,
+        name: &str,
+        path: &ValuePath,
+        v: &Value,
+        want: &str,
+        get: impl Fn(&Value) -> Option<T>,
+    ) -> Option<T> {
+        let got = get(v);
+        if got.is_none() {
+            let example = ContractVar::get(name).map_or("", |c| c.example);
+            self.report(
+                name,
+                path,
+                Some(v),
+                format!("must be {want}"),
+                format!("write {want}, e.g. {example}"),
+            );
+        }
+        got
+    }
+
+    fn string(&mut self, name: &str) -> Option<String> {
+        let v = self.value(name)?;
+        self.typed(name, &ValuePath::root(), &v, "a string", |v| {
+            v.as_str().map(str::to_string)
+        })
+    }
+
+    fn number(&mut self, name: &str) -> Option<f64> {
+        let v = self.value(name)?;
+        self.typed(name, &ValuePath::root(), &v, "a number", |v| {
+            v.as_number().and_then(hcl::Number::as_f64)
+        })
+    }
+
+    fn bool(&mut self, name: &str) -> Option<bool> {
+        let v = self.value(name)?;
+        self.typed(
+            name,
+            &ValuePath::root(),
+            &v,
+            "true or false",
+            Value::as_bool,
+        )
+    }
+
+    fn gpu_workers(&mut self, allow_raw: bool) -> Option<Vec<GpuWorker>> {
+        const NAME: &str = "gpu_workers";
+        let v = self.value(NAME)?;
+        let items = self.typed(NAME, &ValuePath::root(), &v, "a list", |v| {
+            v.as_array().cloned()
+        })?;
+        let before = self.findings.len();
+        if items.len() > 10 {
+            self.report(
+                NAME,
+                &ValuePath::root(),
+                None,
+                format!(
+                    "has {} entries: at most 10 GPU workers are supported (slots 40-49)",
+                    items.len()
+                ),
+                "remove entries",
+            );
+        }
+        let mut out = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = ValuePath::root().index(i);
+            let field = |item: &Value, key: &str| {
+                item.as_object()
+                    .and_then(|o| o.get(key))
+                    .filter(|v| !v.is_null())
+                    .cloned()
+            };
+            if !item.is_object() {
+                self.report(
+                    NAME,
+                    &path,
+                    Some(item),
+                    "must be an object",
+                    "write { mapping = \"gpu0\" }",
+                );
+                continue;
+            }
+            let mapping = field(item, "mapping");
+            let pci_id = field(item, "pci_id");
+            let node = field(item, "proxmox_node");
+            let gpu = match (&mapping, &pci_id) {
+                (Some(_), Some(_)) | (None, None) => {
+                    self.report(
+                        NAME,
+                        &path,
+                        Some(item),
+                        "must set exactly one of mapping or pci_id",
+                        "set mapping = \"<PCI resource mapping name>\" (Datacenter > Resource Mappings), or pci_id = \"0000:01:00.0\" with allow_raw_pci_ids = true; not both, not neither",
+                    );
+                    None
+                }
+                (Some(m), None) => Some(Gpu::Mapping(m.as_str().unwrap_or_default().to_string())),
+                (None, Some(p)) => Some(Gpu::PciId(p.as_str().unwrap_or_default().to_string())),
+            };
+            if let Some(m) = &mapping {
+                let ok = m.as_str().is_some_and(is_mapping_name);
+                if !ok {
+                    self.report(
+                        NAME,
+                        &path.key("mapping"),
+                        Some(m),
+                        "is not a valid PCI resource mapping name (a letter, then up to 127 letters, digits, '_' or '-')",
+                        "use the mapping's name from Datacenter > Resource Mappings, e.g. \"gpu0\"",
+                    );
+                }
+            }
+            if let Some(p) = &pci_id {
+                if !p.as_str().is_some_and(is_pci_id) {
+                    self.report(
+                        NAME,
+                        &path.key("pci_id"),
+                        Some(p),
+                        "is not a PCI address (domain:bus:device.function, lower case)",
+                        "write the full address as `lspci -D` prints it, e.g. \"0000:01:00.0\"",
+                    );
+                }
+                if !allow_raw {
+                    self.report(
+                        NAME,
+                        &path.key("pci_id"),
+                        Some(p),
+                        "is a raw PCI ID but allow_raw_pci_ids is false (raw IDs need root@pam password auth; API tokens are refused)",
+                        "create a PCI resource mapping and set mapping = \"<name>\" instead, or set allow_raw_pci_ids = true",
+                    );
+                }
+            }
+            for (key, v) in [("mapping", &mapping), ("pci_id", &pci_id)] {
+                if let Some(s) = v.as_ref().and_then(Value::as_str) {
+                    // Mappings and PCI IDs are compared separately, as the module does.
+                    if let Some(first) = seen.insert(format!("{key}\0{s}"), i) {
+                        self.report(
+                            NAME,
+                            &path.key(key),
+                            v.as_ref(),
+                            format!("lists the same device as gpu_workers[{first}]: a GPU can be passed through to one VM only"),
+                            "give each entry its own mapping or pci_id",
+                        );
+                    }
+                }
+            }
+            if let Some(n) = &node
+                && !n.as_str().is_some_and(is_node_name)
+            {
+                self.report(
+                    NAME,
+                    &path.key("proxmox_node"),
+                    Some(n),
+                    "is not a valid Proxmox node name (letters, digits and '-', not starting or ending with '-')",
+                    "use the name of the node holding the GPU, e.g. \"pve\", or leave proxmox_node out",
+                );
+            }
+            if let Some(gpu) = gpu {
+                out.push(GpuWorker {
+                    gpu,
+                    proxmox_node: node.and_then(|n| n.as_str().map(str::to_string)),
+                });
+            }
+        }
+        (self.findings.len() == before).then_some(out)
+    }
+
+    /// `node_placement`: each value a Proxmox node name, each key a node of this cluster.
+    fn node_placement(
+        &mut self,
+        cluster: &str,
+        wc: u32,
+        gc: u32,
+    ) -> Option<BTreeMap<String, String>> {
+        const NAME: &str = "node_placement";
+        let v = self.value(NAME)?;
+        let map = self.typed(
+            NAME,
+            &ValuePath::root(),
+            &v,
+            "a map of node name to Proxmox node",
+            |v| v.as_object().cloned(),
+        )?;
+        let names: Vec<String> = node_slots(cluster, wc, gc)
+            .into_iter()
+            .map(|(n, _, _)| n)
+            .collect();
+        let before = self.findings.len();
+        let mut out = BTreeMap::new();
+        for (key, value) in &map {
+            let path = ValuePath::root().key(key);
+            match value.as_str() {
+                Some(s) if is_node_name(s) => {
+                    out.insert(key.clone(), s.to_string());
+                }
+                _ => self.report(
+                    NAME,
+                    &path,
+                    Some(value),
+                    "is not a valid Proxmox node name (letters, digits and '-', not starting or ending with '-')",
+                    "use the Proxmox node name, e.g. \"pve\"",
+                ),
+            }
+            if !names.contains(key) {
+                let fix = match crate::config::finding::did_you_mean(
+                    key,
+                    names.iter().map(String::as_str),
+                ) {
+                    Some(s) => {
+                        format!("did you mean \"{s}\"? Node names are: {}", names.join(", "))
+                    }
+                    None => format!("use one of {}, or remove the entry", names.join(", ")),
+                };
+                self.report(
+                    NAME,
+                    &path,
+                    Some(value),
+                    format!("\"{key}\" is not a node name of this cluster"),
+                    fix,
+                );
+            }
+        }
+        (self.findings.len() == before).then_some(out)
+    }
+
+    /// `network_cidr`: an IPv4 CIDR with prefix /8–/30 and room for the highest host number.
+    fn network_cidr(&mut self, fho: u64, wc: u32, gc: u32) -> Option<Ipv4Cidr> {
+        const NAME: &str = "network_cidr";
+        let text = self.string(NAME)?;
+        let Some(net) = Ipv4Cidr::parse(&text) else {
+            self.check(
+                NAME,
+                false,
+                "is not an IPv4 CIDR",
+                "write address/prefix, e.g. \"192.168.10.0/24\"",
+            );
+            return None;
+        };
+        if !self.check(
+            NAME,
+            (8..=30).contains(&net.prefix()),
+            &format!("has prefix length /{}, outside /8 to /30", net.prefix()),
+            "use a prefix from /8 to /30 (e.g. /24), so the network has room for a gateway and the nodes",
+        ) {
+            return None;
+        }
+        // Enough addresses: the highest host number in use stays below the broadcast address.
+        let slot = u64::from(highest_slot(wc, gc));
+        let last = fho + slot;
+        self.check(
+            NAME,
+            last < net.broadcast_host(),
+            &format!(
+                "is too small: it has host numbers 1-{}, but the last node needs host number {last} \
+                 (first_host_offset {fho} + slot {slot}; workers use slots 10-39, GPU workers 40-49)",
+                net.broadcast_host().saturating_sub(1)
+            ),
+            "use a larger network (smaller prefix), a smaller first_host_offset, or fewer nodes",
+        )
+        .then_some(net)
+    }
+
+    /// `gateway`: an IPv4 host address inside the network that no node uses.
+    fn gateway(
+        &mut self,
+        net: Ipv4Cidr,
+        fho: u64,
+        cluster: &str,
+        wc: u32,
+        gc: u32,
+    ) -> Option<Ipv4Addr> {
+        const NAME: &str = "gateway";
+        let text = self.string(NAME)?;
+        let Some(gw) = parse_ipv4(&text) else {
+            self.check(
+                NAME,
+                false,
+                "is not an IPv4 address",
+                "write it like \"192.168.10.1\" (no prefix, no leading zeros)",
+            );
+            return None;
+        };
+        let first = net.host(1).map(|ip| ip.to_string()).unwrap_or_default();
+        if !net.contains(gw) {
+            self.check(
+                NAME,
+                false,
+                &format!("is outside network_cidr {net}"),
+                &format!(
+                    "pick an address inside the network (usually your router, e.g. \"{first}\")"
+                ),
+            );
+            return None;
+        }
+        if gw == net.network() || gw == net.broadcast() {
+            self.check(
+                NAME,
+                false,
+                &format!("is the network or broadcast address of {net}"),
+                &format!("pick a host address (usually your router, e.g. \"{first}\")"),
+            );
+            return None;
+        }
+        let clash = node_slots(cluster, wc, gc)
+            .into_iter()
+            .find(|(_, _, slot)| net.host(fho + u64::from(*slot)) == Some(gw));
+        if let Some((node, _, _)) = clash {
+            self.check(
+                NAME,
+                false,
+                &format!("is also the IP of node {node} (first_host_offset {fho} + its slot)"),
+                "change gateway, or move the nodes with first_host_offset",
+            );
+            return None;
+        }
+        Some(gw)
+    }
+
+    fn dns_servers(&mut self) -> Option<Vec<Ipv4Addr>> {
+        const NAME: &str = "dns_servers";
+        let v = self.value(NAME)?;
+        let items = self.typed(
+            NAME,
+            &ValuePath::root(),
+            &v,
+            "a list of IPv4 addresses",
+            |v| v.as_array().cloned(),
+        )?;
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str().and_then(parse_ipv4) {
+                Some(ip) => out.push(ip),
+                None => {
+                    ok = false;
+                    self.report(
+                        NAME,
+                        &ValuePath::root().index(i),
+                        Some(item),
+                        "is not an IPv4 address",
+                        "write an address like \"1.1.1.1\" (no port, no hostname); leave the list empty to use the gateway",
+                    );
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn vlan_id(&mut self) -> Option<Option<u16>> {
+        const NAME: &str = "vlan_id";
+        let v = self.value(NAME)?;
+        if v.is_null() {
+            return Some(None);
+        }
+        let n = self.typed(NAME, &ValuePath::root(), &v, "a number or null", |v| {
+            v.as_number().and_then(hcl::Number::as_f64)
+        })?;
+        self.check(
+            NAME,
+            is_whole(n) && (1.0..=4094.0).contains(&n),
+            "must be a whole number from 1 to 4094, or null",
+            "use the VLAN tag (1-4094), or null for an untagged NIC",
+        )
+        .then_some(Some(n as u16))
+    }
+
+    /// `vm_id_base`: a whole number putting every node's VM ID inside 100–999999999.
+    fn vm_id_base(&mut self, wc: u32, gc: u32) -> Option<u64> {
+        const NAME: &str = "vm_id_base";
+        let v = self.number(NAME)?;
+        if !self.check(
+            NAME,
+            is_whole(v),
+            "is not a whole number",
+            "use a whole number such as 9100",
+        ) {
+            return None;
+        }
+        let slot = u64::from(highest_slot(wc, gc));
+        // Negative bases saturate to 0 here, which the range check rejects all the same.
+        let base = v.max(0.0) as u64;
+        let top = base + slot;
+        self.check(
+            NAME,
+            v >= 100.0 && top <= 999_999_999,
+            &format!(
+                "puts node VM IDs at {v}-{}, outside Proxmox's range 100-999999999",
+                v + slot as f64
+            ),
+            &format!(
+                "choose a vm_id_base from 100 to {} (e.g. 9100)",
+                999_999_999 - slot
+            ),
+        )
+        .then_some(base)
+    }
+
+    /// `template_vm_id`: a whole number 100–999999999 that is no node's VM ID.
+    fn template_vm_id(&mut self, base: u64, cluster: &str, wc: u32, gc: u32) -> Option<u64> {
+        const NAME: &str = "template_vm_id";
+        let v = self.number(NAME)?;
+        if !self.check(
+            NAME,
+            is_whole(v) && (100.0..=999_999_999.0).contains(&v),
+            "must be a whole number from 100 to 999999999",
+            "use the template's VM ID, e.g. 9000",
+        ) {
+            return None;
+        }
+        let template = v as u64;
+        let clash = node_slots(cluster, wc, gc)
+            .into_iter()
+            .find(|(_, _, slot)| base + u64::from(*slot) == template);
+        match clash {
+            Some((node, _, _)) => {
+                self.check(
+                    NAME,
+                    false,
+                    &format!("is also the VM ID of node {node} (vm_id_base {base} + its slot)"),
+                    "move the template or vm_id_base so the ranges do not overlap",
+                );
+                None
+            }
+            None => Some(template),
+        }
+    }
+
+    fn size(&mut self, name: &str, min_cores: u32, min_memory: u64, who: &str) -> Option<VmSize> {
+        let v = self.value(name)?;
+        let obj = self.typed(
+            name,
+            &ValuePath::root(),
+            &v,
+            "an object { cores, memory_mb, disk_gb }",
+            |v| v.as_object().cloned(),
+        )?;
+        let mut get = |key: &str, lo: f64, hi: Option<f64>, rule: String, example: &str| {
+            let item = obj.get(key).cloned().unwrap_or(Value::Null);
+            let n = item.as_number().and_then(hcl::Number::as_f64);
+            let ok = n.is_some_and(|n| is_whole(n) && n >= lo && hi.is_none_or(|hi| n <= hi));
+            if !ok {
+                self.report(
+                    name,
+                    &ValuePath::root().key(key),
+                    Some(&item),
+                    format!("{who} needs {rule}"),
+                    format!("set {key} to {rule}, e.g. {example}"),
+                );
+            }
+            n.filter(|_| ok)
+        };
+        let cores = get(
+            "cores",
+            f64::from(min_cores),
+            Some(128.0),
+            format!("a whole number of cores from {min_cores} to 128"),
+            "2",
+        );
+        let memory = get(
+            "memory_mb",
+            min_memory as f64,
+            None,
+            format!("a whole number of MiB >= {min_memory}"),
+            "4096",
+        );
+        let disk = get(
+            "disk_gb",
+            10.0,
+            Some(4096.0),
+            "a whole number of GiB from 10 to 4096".to_string(),
+            "32",
+        );
+        Some(VmSize {
+            cores: cores? as u32,
+            memory_mb: memory? as u64,
+            disk_gb: disk? as u64,
+        })
+    }
+}
+
+fn is_whole(n: f64) -> bool {
+    n.is_finite() && n.fract() == 0.0
+}
+
+// The contract's regexes, spelled out (RE2 semantics: `^…$` anchor the whole string).
+
+/// `^[a-z][a-z0-9-]{0,30}[a-z0-9]$`
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=32).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b[1..b.len() - 1]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
+}
+
+/// `^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$`
+pub fn is_node_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// `^[a-zA-Z][a-zA-Z0-9_-]{0,127}$`
+pub fn is_mapping_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=128).contains(&b.len())
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+/// `^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`
+pub fn is_pci_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    let hex = |r: std::ops::Range<usize>| {
+        b[r].iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
+    b.len() == 12
+        && hex(0..4)
+        && b[4] == b':'
+        && hex(5..7)
+        && b[7] == b':'
+        && hex(8..10)
+        && b[10] == b'.'
+        && (b'0'..=b'7').contains(&b[11])
+}
+
+/// `^[a-zA-Z][a-zA-Z0-9_.-]{0,15}$`
+pub fn is_bridge_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=16).contains(&b.len())
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// `^[a-z_][a-z0-9_-]{0,31}$`
+pub fn is_user_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=32).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::config::tfvars::Declarations;
+    use crate::config::topology::Role;
+
+    /// The contract's declarations, as an environment's variables.tf would write them.
+    fn decls() -> Declarations {
+        let mut text = String::new();
+        for v in CONTRACT {
+            text.push_str(&format!("variable \"{}\" {{\n  type = {}\n", v.name, v.ty));
+            if let Some(d) = v.default {
+                text.push_str(&format!("  default = {d}\n"));
+            }
+            if v.name != "vlan_id" {
+                text.push_str("  nullable = false\n");
+            }
+            text.push_str("}\n");
+        }
+        let f = Arc::new(SourceFile::parse(Path::new("variables.tf"), text).unwrap());
+        let (d, findings) = Declarations::from_files(&[f]);
+        assert!(findings.is_empty(), "{findings:?}");
+        d
+    }
+
+    const BASE: &str = "network_cidr = \"192.168.10.0/24\"\ngateway = \"192.168.10.1\"\n";
+
+    fn run(extra: &str) -> Result<Inputs, Vec<Finding>> {
+        let p = Path::new("t.tfvars");
+        // `extra` may redefine a BASE variable; HCL forbids assigning one twice.
+        let base: String = BASE
+            .lines()
+            .filter(|l| !extra.contains(l.split('=').next().unwrap_or_default()))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (values, findings) = merge(&decls(), p, SourceFile::parse(p, format!("{base}{extra}")));
+        assert!(findings.is_empty(), "merge: {findings:?}");
+        validate(&values)
+    }
+
+    /// The fields of the findings for `extra` (sorted), or empty when it passes.
+    fn fields(extra: &str) -> Vec<String> {
+        match run(extra) {
+            Ok(_) => vec![],
+            Err(f) => {
+                let mut v: Vec<_> = f.into_iter().map(|f| f.field).collect();
+                v.sort();
+                v
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_plus_required_pass() {
+        let inputs = run("").expect("valid");
+        let nodes = derive(&inputs);
+        assert_eq!(nodes.len(), 3);
+        assert_eq!(nodes[0].ip, Ipv4Addr::new(192, 168, 10, 10));
+        assert_eq!(nodes[2].role, Role::Worker);
+    }
+
+    #[test]
+    fn identity_rules() {
+        assert_eq!(fields("cluster_name = \"K3s\""), ["cluster_name"]);
+        assert_eq!(fields("cluster_name = \"a\""), ["cluster_name"]);
+        assert_eq!(fields("cluster_name = \"k3s-\""), ["cluster_name"]);
+        assert!(
+            fields(&format!("cluster_name = \"a{}\"", "b".repeat(31))).is_empty(),
+            "32 chars is fine"
+        );
+        assert_eq!(
+            fields(&format!("cluster_name = \"a{}\"", "b".repeat(32))),
+            ["cluster_name"]
+        );
+        assert_eq!(fields("proxmox_node = \"-pve\""), ["proxmox_node"]);
+        assert_eq!(fields("ssh_user = \"Ubuntu\""), ["ssh_user"]);
+        assert_eq!(
+            fields("ssh_public_key_path = \"\""),
+            ["ssh_public_key_path"]
+        );
+        assert_eq!(fields("datastore_id = \"  \""), ["datastore_id"]);
+        assert_eq!(fields("network_bridge = \"0vmbr\""), ["network_bridge"]);
+        assert_eq!(
+            fields("network_bridge = \"vmbr0123456789abc\""),
+            ["network_bridge"],
+            "17 chars"
+        );
+    }
+
+    #[test]
+    fn count_rules() {
+        assert_eq!(fields("control_plane_count = 3"), ["control_plane_count"]);
+        assert_eq!(fields("worker_count = 31"), ["worker_count"]);
+        assert_eq!(fields("worker_count = 1.5"), ["worker_count"]);
+        assert_eq!(fields("worker_count = -1"), ["worker_count"]);
+        assert!(fields("worker_count = 0").is_empty());
+        assert!(fields("worker_count = 30").is_empty());
+    }
+
+    #[test]
+    fn gpu_rules() {
+        assert!(fields("gpu_workers = [{ mapping = \"gpu0\" }, { mapping = \"gpu1\", proxmox_node = \"pve2\" }]").is_empty());
+        assert_eq!(
+            fields(
+                "gpu_workers = [{ mapping = \"a\", pci_id = \"0000:01:00.0\" }]\nallow_raw_pci_ids = true"
+            ),
+            ["gpu_workers[0]"]
+        );
+        assert_eq!(
+            fields("gpu_workers = [{ proxmox_node = \"pve\" }]"),
+            ["gpu_workers[0]"]
+        );
+        assert_eq!(
+            fields("gpu_workers = [{ mapping = \"0gpu\" }]"),
+            ["gpu_workers[0].mapping"]
+        );
+        assert_eq!(
+            fields("gpu_workers = [{ pci_id = \"0000:01:00.0\" }]"),
+            ["gpu_workers[0].pci_id"]
+        );
+        assert!(
+            fields("gpu_workers = [{ pci_id = \"0000:01:00.0\" }]\nallow_raw_pci_ids = true")
+                .is_empty()
+        );
+        assert_eq!(
+            fields("gpu_workers = [{ pci_id = \"0000:01:00.A\" }]\nallow_raw_pci_ids = true"),
+            ["gpu_workers[0].pci_id"]
+        );
+        assert_eq!(
+            fields("gpu_workers = [{ pci_id = \"01:00.0\" }]\nallow_raw_pci_ids = true"),
+            ["gpu_workers[0].pci_id"]
+        );
+        assert_eq!(
+            fields("gpu_workers = [{ mapping = \"g\" }, { mapping = \"g\" }]"),
+            ["gpu_workers[1].mapping"]
+        );
+        assert_eq!(
+            fields("gpu_workers = [{ mapping = \"g\", proxmox_node = \"pve_2\" }]"),
+            ["gpu_workers[0].proxmox_node"]
+        );
+        let eleven: Vec<String> = (0..11)
+            .map(|i| format!("{{ mapping = \"g{i}\" }}"))
+            .collect();
+        let f = fields(&format!("gpu_workers = [{}]", eleven.join(", ")));
+        assert_eq!(f, ["gpu_workers"]);
+    }
+
+    #[test]
+    fn placement_rules() {
+        assert!(fields("node_placement = { \"k3s-dev-worker-2\" = \"pve2\" }").is_empty());
+        assert_eq!(
+            fields("node_placement = { \"k3s-dev-worker-3\" = \"pve2\" }"),
+            ["node_placement[\"k3s-dev-worker-3\"]"]
+        );
+        assert_eq!(
+            fields("node_placement = { \"k3s-dev-cp-1\" = \"pve 2\" }"),
+            ["node_placement[\"k3s-dev-cp-1\"]"]
+        );
+        // The key rule needs a valid cluster_name: only the root cause is reported.
+        assert_eq!(
+            fields("cluster_name = \"Bad\"\nnode_placement = { \"x\" = \"pve\" }"),
+            ["cluster_name"]
+        );
+    }
+
+    #[test]
+    fn network_rules() {
+        assert_eq!(fields("network_cidr = \"192.168.10.0\""), ["network_cidr"]);
+        assert_eq!(
+            fields("network_cidr = \"192.168.010.0/24\""),
+            ["network_cidr"]
+        );
+        assert_eq!(fields("network_cidr = \"10.0.0.0/7\""), ["network_cidr"]);
+        assert_eq!(
+            fields("network_cidr = \"192.168.10.0/31\""),
+            ["network_cidr"]
+        );
+        // /27: host numbers 1-30. Worker 11 (slot 20) gets host 10 + 20 = 30, the last one;
+        // worker 12 would get 31, the broadcast address.
+        assert!(fields("network_cidr = \"192.168.10.0/27\"").is_empty());
+        assert!(fields("network_cidr = \"192.168.10.0/27\"\nworker_count = 11").is_empty());
+        assert_eq!(
+            fields("network_cidr = \"192.168.10.0/27\"\nworker_count = 12"),
+            ["network_cidr"]
+        );
+        assert_eq!(fields("gateway = \"192.168.11.1\""), ["gateway"]);
+        assert_eq!(fields("gateway = \"192.168.10.0\""), ["gateway"]);
+        assert_eq!(fields("gateway = \"192.168.10.255\""), ["gateway"]);
+        assert_eq!(
+            fields("gateway = \"192.168.10.20\""),
+            ["gateway"],
+            "worker-1's IP"
+        );
+        assert_eq!(fields("gateway = \"192.168.10.1/24\""), ["gateway"]);
+        // A bad network is reported once, not again through the gateway rules.
+        assert_eq!(fields("network_cidr = \"nope\""), ["network_cidr"]);
+        assert_eq!(fields("first_host_offset = 0"), ["first_host_offset"]);
+        assert_eq!(fields("first_host_offset = 250"), ["network_cidr"]);
+        assert_eq!(
+            fields("dns_servers = [\"1.1.1.1\", \"dns.google\"]"),
+            ["dns_servers[1]"]
+        );
+        assert_eq!(fields("vlan_id = 0"), ["vlan_id"]);
+        assert_eq!(fields("vlan_id = 4095"), ["vlan_id"]);
+        assert!(fields("vlan_id = 4094").is_empty());
+        assert!(fields("vlan_id = null").is_empty());
+    }
+
+    /// Terraform skips *all* rules of a variable when any of its validation blocks reads an
+    /// invalid variable (observed with Terraform 1.11; tests/check.rs compares with the real thing).
+    #[test]
+    fn a_variable_reading_an_invalid_one_is_not_judged() {
+        // gateway's node-IP rule reads gpu_workers: even a malformed gateway goes unreported.
+        assert_eq!(
+            fields("gateway = \"bad\"\ngpu_workers = [{ mapping = \"0bad\" }]"),
+            ["gpu_workers[0].mapping"]
+        );
+        assert_eq!(
+            fields("worker_count = 31\nvm_id_base = 9100.5"),
+            ["worker_count"]
+        );
+        // template_vm_id's message names the clashing node, so it reads cluster_name.
+        assert_eq!(
+            fields("cluster_name = \"B\"\ntemplate_vm_id = 9110"),
+            ["cluster_name"]
+        );
+        assert_eq!(
+            fields("cluster_name = \"B\"\nnode_placement = { x = \"pve_1\" }"),
+            ["cluster_name"]
+        );
+        // Independent variables are all reported.
+        assert_eq!(
+            fields("dns_servers = [\"1.1.1\"]\nvlan_id = 0"),
+            ["dns_servers[0]", "vlan_id"]
+        );
+        // Both rules of one variable are reported together.
+        assert_eq!(
+            fields("node_placement = { x = \"pve_1\" }"),
+            ["node_placement.x", "node_placement.x"]
+        );
+    }
+
+    #[test]
+    fn id_rules() {
+        assert_eq!(fields("vm_id_base = 99"), ["vm_id_base"]);
+        assert_eq!(fields("vm_id_base = 9100.5"), ["vm_id_base"]);
+        assert_eq!(
+            fields("vm_id_base = 999999989"),
+            ["vm_id_base"],
+            "worker-2 at +11 = 1000000000"
+        );
+        assert!(fields("vm_id_base = 999999988").is_empty());
+        assert_eq!(fields("template_vm_id = 99"), ["template_vm_id"]);
+        assert_eq!(
+            fields("template_vm_id = 9110"),
+            ["template_vm_id"],
+            "worker-1's VM ID"
+        );
+        assert!(
+            fields("template_vm_id = 9101").is_empty(),
+            "slot 1 is not used"
+        );
+    }
+
+    #[test]
+    fn size_rules() {
+        assert_eq!(
+            fields("control_plane_size = { cores = 1, memory_mb = 4096, disk_gb = 32 }"),
+            ["control_plane_size.cores"]
+        );
+        assert!(fields("worker_size = { cores = 1, memory_mb = 1024, disk_gb = 10 }").is_empty());
+        assert_eq!(
+            fields("worker_size = { cores = 1, memory_mb = 1023, disk_gb = 10 }"),
+            ["worker_size.memory_mb"]
+        );
+        assert_eq!(
+            fields("gpu_worker_size = { cores = 4, memory_mb = 2048, disk_gb = 4097 }"),
+            ["gpu_worker_size.disk_gb", "gpu_worker_size.memory_mb"]
+        );
+        assert_eq!(
+            fields("worker_size = { cores = 2.5, memory_mb = 4096, disk_gb = 32 }"),
+            ["worker_size.cores"]
+        );
+        assert_eq!(
+            fields("worker_size = { cores = null, memory_mb = 4096, disk_gb = 32 }"),
+            ["worker_size.cores"]
+        );
+    }
+
+    #[test]
+    fn findings_point_at_the_tfvars_line() {
+        let err =
+            run("\n\ngpu_workers = [\n  { mapping = \"ok\" },\n  { mapping = \"bad name\" },\n]\n")
+                .unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert_eq!(err[0].field, "gpu_workers[1].mapping");
+        assert_eq!(err[0].line, Some(7));
+        assert_eq!(err[0].value.as_deref(), Some("\"bad name\""));
+    }
+
+    #[test]
+    fn regexes() {
+        assert!(is_pci_id("0000:01:00.0") && is_pci_id("abcd:ef:1f.7"));
+        assert!(!is_pci_id("0000:01:00.8") && !is_pci_id("0000:01:00.0 "));
+        assert!(
+            is_node_name("p")
+                && is_node_name("pve-2")
+                && !is_node_name("pve-")
+                && !is_node_name("")
+        );
+        assert!(
+            is_mapping_name("g")
+                && is_mapping_name(&"g".repeat(128))
+                && !is_mapping_name(&"g".repeat(129))
+        );
+        assert!(is_user_name("_svc") && !is_user_name("1user") && !is_user_name(""));
+        assert!(is_bridge_name("vmbr0.100") && !is_bridge_name(""));
+    }
+
+    #[test]
+    fn contract_defaults_parse() {
+        for v in CONTRACT {
+            let _ = v.default_value();
+            crate::config::types::Type::parse_str(v.ty).unwrap();
+        }
+    }
+}

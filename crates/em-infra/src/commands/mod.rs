@@ -1,0 +1,33 @@
+//! One module per command: each turns its arguments into the library's options, calls the
+//! library, and renders what comes back (human text on stderr, tables and `--json` on stdout).
+
+mod check;
+mod doctor;
+mod inventory;
+mod prepare;
+mod runs;
+mod state;
+mod status;
+mod up;
+
+use em_infra_core::config::Project;
+
+use crate::cli::{Cli, Command};
+use crate::output::Printer;
+
+/// Dispatch one parsed command line.
+pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
+    let project = Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;
+    match cli.command {
+        Command::Check(args) => check::run(&project, &args, printer),
+        Command::Inventory(args) => inventory::run(&project, &args, printer),
+        Command::Up(args) => up::up(&project, &args.run, printer),
+        Command::Down(args) => up::down(&project, &args, printer),
+        Command::Reset(args) => up::reset(&project, &args, printer),
+        Command::Doctor(args) => doctor::run(&project, &args, printer),
+        Command::Prepare(args) => prepare::run(&project, &args, printer),
+        Command::Status(args) => status::run(&project, &args, printer),
+        Command::State(cmd) => state::run(&project, &cmd, printer),
+        Command::Runs(cmd) => runs::run(&project, &cmd, printer),
+    }
+}

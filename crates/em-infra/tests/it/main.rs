@@ -1,0 +1,25 @@
+//! em-infra's integration tests, linked once: the real binary end to end (with fake or real
+//! programs on PATH), the library against local HTTP(S) servers that speak the Proxmox and
+//! Kubernetes API shapes, and real Ansible over SSH against lab hosts.
+//!
+//! Shared support: [`support`] (a throwaway repository around the offline fixture, running the
+//! binary), [`test_ca`] (a private CA), [`pve_server`] and [`kube_server`] (the API test servers).
+
+mod support;
+mod test_ca;
+
+mod kube_server;
+mod pve_server;
+
+mod ansible_lab;
+mod check;
+mod doctor;
+mod inventory;
+mod lab_e2e;
+mod lock;
+mod prepare;
+mod runs;
+mod state_backup;
+mod status;
+mod up;
+mod verify;

@@ -1,0 +1,375 @@
+//! A local HTTPS server that answers like the Proxmox VE API, for tests.
+//!
+//! At start it makes a private CA and a server certificate for `127.0.0.1`/`localhost` (rcgen),
+//! then serves TLS (rustls) on an ephemeral port: one thread per connection, a tiny HTTP/1.1
+//! parser, one request per connection (`Connection: close`). Routes map `"METHOD /path?query"`
+//! (the part after `/api2/json`) to a status and a JSON body; the body is sent as PVE does, with
+//! the reason also in `message` for errors. Requests without the expected
+//! `Authorization: PVEAPIToken=…` header get PVE's 401. The server stops when dropped, and on its
+//! own after [`MAX_LIFETIME`].
+//!
+//! [`happy_routes`] holds response shapes recorded from real PVE 8 hosts (pve-manager API schema,
+//! luthermonson/go-proxmox `tests/mocks/pve8x`, `pve9x/hardware.go`), trimmed to what em-infra reads
+//! plus typical neighbours.
+
+use crate::test_ca;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use test_ca::TestCa;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{Value, json};
+
+/// The server gives up on its own after this long, even if a test forgets to drop it.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(300);
+
+/// A private CA and a server certificate it signed.
+pub(crate) struct Pki {
+    pub ca_pem: String,
+    pub server_cert: CertificateDer<'static>,
+    pub server_key_der: Vec<u8>,
+}
+
+impl Pki {
+    pub(crate) fn generate() -> Pki {
+        let ca = TestCa::new("Proxmox Virtual Environment (test)");
+        let server = ca.server("pve", &["localhost", "127.0.0.1"]);
+        Pki {
+            ca_pem: ca.pem,
+            server_cert: server.cert_der,
+            server_key_der: server.key_der,
+        }
+    }
+}
+
+/// One response: HTTP status and the whole JSON body.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// `{"data": data}` with status 200.
+pub(crate) fn ok(data: Value) -> Reply {
+    Reply {
+        status: 200,
+        body: json!({ "data": data }),
+    }
+}
+
+/// An error as PVE sends it: `{"data": null, "message": reason}`, the reason also in the status line.
+pub(crate) fn error(status: u16, reason: &str) -> Reply {
+    Reply {
+        status,
+        body: json!({ "data": null, "message": format!("{reason}\n") }),
+    }
+}
+
+type Routes = Arc<Mutex<HashMap<String, Reply>>>;
+/// Each request seen: `"GET /version"` and its Authorization header.
+type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// The running server. Dropping it stops it.
+pub(crate) struct PveServer {
+    addr: SocketAddr,
+    pki: Arc<Pki>,
+    routes: Routes,
+    requests: Requests,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PveServer {
+    /// Start with `routes`, accepting only `Authorization: PVEAPIToken=<token>`.
+    pub(crate) fn start(token: &str, routes: HashMap<String, Reply>) -> PveServer {
+        let pki = Arc::new(Pki::generate());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![pki.server_cert.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.server_key_der.clone())),
+            )
+            .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let routes: Routes = Arc::new(Mutex::new(routes));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let expected = format!("PVEAPIToken={token}");
+        let thread = {
+            let (routes, requests, stop) = (routes.clone(), requests.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < MAX_LIFETIME {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let (config, routes, requests, expected) = (
+                                config.clone(),
+                                routes.clone(),
+                                requests.clone(),
+                                expected.clone(),
+                            );
+                            std::thread::spawn(move || {
+                                let _ = serve(stream, config, &routes, &requests, &expected);
+                            });
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        PveServer {
+            addr,
+            pki,
+            routes,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://127.0.0.1:<port>/` (the form PROXMOX_VE_ENDPOINT takes).
+    pub(crate) fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/", self.addr.port())
+    }
+
+    /// Write the CA certificate (the test's `/etc/pve/pve-root-ca.pem`) into `dir`.
+    pub(crate) fn write_ca(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("pve-root-ca.pem");
+        std::fs::write(&path, &self.pki.ca_pem).unwrap();
+        path
+    }
+
+    /// Add or replace a route.
+    pub(crate) fn route(&self, key: &str, reply: Reply) {
+        self.routes.lock().unwrap().insert(key.to_string(), reply);
+    }
+
+    /// Every request seen: `"GET /version"` and its Authorization header.
+    pub(crate) fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for PveServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        595 => "Connection refused",
+        _ => "Status",
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    routes: &Routes,
+    requests: &Requests,
+    expected_auth: &str,
+) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    let mut reader = BufReader::new(&mut tls);
+
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let mut auth = None;
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "authorization" => auth = Some(value.trim().to_string()),
+                "content-length" => content_length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; content_length.min(1 << 20)];
+    reader.read_exact(&mut body)?;
+    drop(reader);
+
+    let path = target.strip_prefix("/api2/json").unwrap_or(&target);
+    let key = format!("{method} {path}");
+    requests.lock().unwrap().push((key.clone(), auth.clone()));
+    let reply = if auth.as_deref() != Some(expected_auth) {
+        error(401, "invalid token value!")
+    } else {
+        routes
+            .lock()
+            .unwrap()
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| error(501, &format!("Method '{key}' not implemented")))
+    };
+    let body = reply.body.to_string();
+    let status_reason = reply
+        .body
+        .get("message")
+        .and_then(Value::as_str)
+        .map(|m| m.trim().to_string())
+        .unwrap_or_else(|| reason(reply.status).to_string());
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nServer: pve-api-daemon/3.0\r\nContent-Type: application/json;charset=UTF-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\nCache-Control: max-age=0\r\n\r\n",
+        reply.status,
+        status_reason,
+        body.len()
+    );
+    tls.write_all(head.as_bytes())?;
+    tls.write_all(body.as_bytes())?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Ok(())
+}
+
+/// A healthy single-node PVE 8.2 host `pve` with template 9000, storage `local-lvm`, bridge
+/// `vmbr0`, an unrelated VM 100 and container 101, and a GPU mapped as `gpu0` (an RTX 3090 at
+/// 0000:01:00.0 with its audio function in IOMMU group 15). `hardware/pci` leaves out classes
+/// 05, 06 and 0b as PVE's default `pci-class-blacklist` does.
+pub(crate) fn happy_routes() -> HashMap<String, Reply> {
+    let mut r = HashMap::new();
+    let mut add = |k: &str, reply: Reply| {
+        r.insert(k.to_string(), reply);
+    };
+    add(
+        "GET /version",
+        ok(json!({"version": "8.2.4", "release": "8.2", "repoid": "faa83925c9641325"})),
+    );
+    add(
+        "GET /nodes",
+        ok(json!([{
+            "node": "pve", "status": "online", "type": "node", "id": "node/pve",
+            "cpu": 0.0123, "maxcpu": 16, "mem": 8123456789u64, "maxmem": 67324813312u64,
+            "disk": 9876543210u64, "maxdisk": 100861726720u64, "uptime": 1234567, "level": "",
+            "ssl_fingerprint": "8A:3C:0F:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD"
+        }])),
+    );
+    add(
+        "GET /nodes/pve/status",
+        ok(json!({
+            "uptime": 1234567, "idle": 0, "wait": 0.0012, "cpu": 0.0123,
+            "loadavg": ["0.12", "0.10", "0.09"], "kversion": "Linux 6.8.12-4-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-4",
+            "pveversion": "pve-manager/8.2.4/faa83925c9641325",
+            "memory": {"free": 59201356523u64, "total": 67324813312u64, "used": 8123456789u64},
+            "rootfs": {"avail": 80000000000u64, "free": 85000000000u64, "total": 100861726720u64, "used": 15861726720u64},
+            "cpuinfo": {"cores": 8, "cpus": 16, "model": "AMD Ryzen 7 5800X 8-Core Processor", "sockets": 1, "hvm": "1"}
+        })),
+    );
+    add(
+        "GET /cluster/resources?type=vm",
+        ok(json!([
+            {"id": "qemu/9000", "vmid": 9000, "name": "ubuntu-2204-cloudinit", "node": "pve", "type": "qemu",
+             "status": "stopped", "template": 1, "maxcpu": 2, "maxmem": 2147483648u64, "maxdisk": 3758096384u64,
+             "cpu": 0, "mem": 0, "disk": 0, "diskread": 0, "diskwrite": 0, "netin": 0, "netout": 0, "uptime": 0,
+             "tags": "em-infra;template"},
+            {"id": "qemu/100", "vmid": 100, "name": "home-assistant", "node": "pve", "type": "qemu",
+             "status": "running", "template": 0, "maxcpu": 2, "maxmem": 4294967296u64, "cpu": 0.02,
+             "mem": 2147483648u64, "uptime": 99999},
+            {"id": "lxc/101", "vmid": 101, "name": "pihole", "node": "pve", "type": "lxc",
+             "status": "running", "template": 0, "maxcpu": 1, "maxmem": 536870912}
+        ])),
+    );
+    add(
+        "GET /nodes/pve/qemu/9000/config",
+        ok(json!({
+            "agent": "1", "boot": "order=scsi0", "cores": 2, "memory": "2048",
+            "digest": "5b1e4a9a1b8f3c1d0e2f4a6b8c0d2e4f6a8b0c2d", "ide2": "local-lvm:vm-9000-cloudinit,media=cdrom",
+            "meta": "creation-qemu=8.1.5,ctime=1718000000", "name": "ubuntu-2204-cloudinit",
+            "net0": "virtio=BC:24:11:2A:3B:4C,bridge=vmbr0", "ostype": "l26",
+            "scsi0": "local-lvm:base-9000-disk-0,size=3584M", "scsihw": "virtio-scsi-pci",
+            "serial0": "socket", "smbios1": "uuid=0b5c5e3a-1111-2222-3333-444455556666",
+            "tags": "em-infra;template", "template": 1, "vga": "serial0", "vmgenid": "7f0b1a2c-aaaa-bbbb-cccc-ddddeeeeffff"
+        })),
+    );
+    add(
+        "GET /nodes/pve/storage/local-lvm/status",
+        ok(json!({
+            "active": 1, "enabled": 1, "shared": 0, "type": "lvmthin", "content": "rootdir,images",
+            "avail": 400_000_000_000u64, "total": 500_000_000_000u64, "used": 100_000_000_000u64
+        })),
+    );
+    add(
+        "GET /nodes/pve/network",
+        ok(json!([
+            {"iface": "enp3s0", "type": "eth", "active": 1, "exists": 1, "autostart": 1,
+             "families": ["inet"], "method": "manual", "method6": "manual", "priority": 3},
+            {"iface": "vmbr0", "type": "bridge", "active": 1, "autostart": 1, "bridge_ports": "enp3s0",
+             "bridge_stp": "off", "bridge_fd": "0", "cidr": "192.168.10.2/24", "address": "192.168.10.2",
+             "netmask": "24", "gateway": "192.168.10.1", "families": ["inet"], "method": "static",
+             "method6": "manual", "priority": 5}
+        ])),
+    );
+    add(
+        "GET /cluster/mapping/pci",
+        ok(json!([{
+            "id": "gpu0", "description": "RTX 3090",
+            "map": ["id=10de:2204,iommugroup=15,node=pve,path=0000:01:00.0,subsystem-id=1458:403b"],
+            "digest": "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+        }])),
+    );
+    add(
+        "GET /nodes/pve/hardware/pci",
+        ok(json!([
+            {"id": "0000:00:14.3", "class": "0x028000", "vendor": "0x8086", "device": "0x7af0",
+             "vendor_name": "Intel Corporation", "device_name": "Alder Lake-S PCH CNVi WiFi",
+             "iommugroup": 9},
+            {"id": "0000:01:00.0", "class": "0x030000", "vendor": "0x10de", "device": "0x2204",
+             "vendor_name": "NVIDIA Corporation", "device_name": "GA102 [GeForce RTX 3090]",
+             "subsystem_vendor": "0x1458", "subsystem_device": "0x403b", "iommugroup": 15, "mdev": false},
+            {"id": "0000:01:00.1", "class": "0x040300", "vendor": "0x10de", "device": "0x1aef",
+             "vendor_name": "NVIDIA Corporation", "device_name": "GA102 High Definition Audio Controller",
+             "iommugroup": 15},
+            {"id": "0000:02:00.0", "class": "0x010802", "vendor": "0x144d", "device": "0xa808",
+             "vendor_name": "Samsung Electronics Co Ltd", "device_name": "NVMe SSD Controller SM981/PM981/PM983",
+             "iommugroup": 16}
+        ])),
+    );
+    r
+}
