@@ -16,8 +16,8 @@
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
-//! let outputs = em_infra::inventory::load_outputs("terraform/environments/k3s-dev/terraform.tfstate".as_ref())?;
-//! let inventory = em_infra::inventory::inventory_json(&outputs);
+//! let outputs = em_infra_core::inventory::load_outputs("terraform/environments/k3s-dev/terraform.tfstate".as_ref())?;
+//! let inventory = em_infra_core::inventory::inventory_json(&outputs);
 //! assert!(inventory["control_plane"]["hosts"].is_array());
 //! # Ok(()) }
 //! ```
