@@ -151,10 +151,7 @@ impl Settings {
                     .into(),
             )
         })?;
-        let insecure = var("PROXMOX_VE_INSECURE").is_some_and(|v| {
-            matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
-        });
-        let tls = match (var("EM_INFRA_PVE_CA_FILE"), insecure) {
+        let tls = match (var("EM_INFRA_PVE_CA_FILE"), insecure_from_env()) {
             (_, true) => TlsMode::Insecure,
             (Some(ca), false) => TlsMode::PinnedCa(PathBuf::from(ca)),
             (None, false) => TlsMode::Verified,
@@ -207,7 +204,16 @@ pub fn normalize_endpoint(text: &str) -> Result<String, ProxmoxError> {
     Ok(e)
 }
 
-static INSECURE_WARNING: std::sync::Once = std::sync::Once::new();
+/// Whether `PROXMOX_VE_INSECURE` turns certificate verification off (`true`, `1` or `yes`).
+/// The front end warns about it once per command that talks to Proxmox.
+pub fn insecure_from_env() -> bool {
+    std::env::var("PROXMOX_VE_INSECURE")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// What the front end says when [`insecure_from_env`] is true.
+pub const INSECURE_WARNING: &str = "PROXMOX_VE_INSECURE is set: the Proxmox server's certificate is NOT verified; \
+     pin the cluster CA with EM_INFRA_PVE_CA_FILE instead (copy /etc/pve/pve-root-ca.pem)";
 
 /// The Proxmox VE API client.
 pub struct Client {
@@ -241,15 +247,7 @@ impl Client {
         use ureq::tls::{Certificate, RootCerts, TlsConfig};
         let tls = match &settings.tls {
             TlsMode::Verified => TlsConfig::builder().build(),
-            TlsMode::Insecure => {
-                INSECURE_WARNING.call_once(|| {
-                    eprintln!(
-                        "warning: PROXMOX_VE_INSECURE is set: the Proxmox server's certificate is NOT verified; \
-                         pin the cluster CA with EM_INFRA_PVE_CA_FILE instead (copy /etc/pve/pve-root-ca.pem)"
-                    );
-                });
-                TlsConfig::builder().disable_verification(true).build()
-            }
+            TlsMode::Insecure => TlsConfig::builder().disable_verification(true).build(),
             TlsMode::PinnedCa(path) => {
                 let pem = std::fs::read(path).map_err(|e| {
                     ProxmoxError::Config(format!(

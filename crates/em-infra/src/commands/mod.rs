@@ -18,6 +18,12 @@ use crate::output::Printer;
 /// Dispatch one parsed command line.
 pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
     let project = Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;
+    if talks_to_proxmox(&cli.command) && em_infra_core::proxmox::insecure_from_env() {
+        printer.line(format!(
+            "warning: {}",
+            em_infra_core::proxmox::INSECURE_WARNING
+        ));
+    }
     match cli.command {
         Command::Check(args) => check::run(&project, &args, printer),
         Command::Inventory(args) => inventory::run(&project, &args, printer),
@@ -30,4 +36,12 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::State(cmd) => state::run(&project, &cmd, printer),
         Command::Runs(cmd) => runs::run(&project, &cmd, printer),
     }
+}
+
+/// The commands that may call the Proxmox API (they warn once when TLS verification is off).
+fn talks_to_proxmox(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Doctor(_) | Command::Up(_) | Command::Reset(_) | Command::Status(_)
+    )
 }

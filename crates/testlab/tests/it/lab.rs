@@ -201,7 +201,7 @@ fn a_lab_whose_owner_was_killed_is_reaped() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "a_lab_whose_owner_was_killed_is_reaped",
+            "lab::a_lab_whose_owner_was_killed_is_reaped",
             "--nocapture",
         ])
         .env("TESTLAB_ORPHAN_CHILD", &dir)
