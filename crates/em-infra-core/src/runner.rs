@@ -210,16 +210,22 @@ impl Outcome {
         self.code == Some(0) && !self.interrupted && !self.timed_out
     }
 
-    /// Why a failed run of `what` failed, in the one wording every report uses:
-    /// `terraform apply exited with code 1`, `… exited with a signal`, `… timed out after 900s`.
+    /// How the program ended, in the one wording every report uses: `exited with code 1` or
+    /// `exited with a signal`.
+    pub fn exited_with(&self) -> String {
+        match self.code {
+            Some(c) => format!("exited with code {c}"),
+            None => "exited with a signal".to_string(),
+        }
+    }
+
+    /// Why a failed run of `what` failed: `terraform apply exited with code 1`, or
+    /// `… timed out after 900s`.
     pub fn failure_text(&self, what: &str) -> String {
         if self.timed_out {
             format!("{what} timed out after {:.0}s", self.duration.as_secs_f64())
         } else {
-            let code = self
-                .code
-                .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
-            format!("{what} exited with {code}")
+            format!("{what} {}", self.exited_with())
         }
     }
 }
@@ -371,11 +377,9 @@ pub fn run(
     };
     writeln!(
         log,
-        "[em-infra] {} exited with {} after {:.1}s",
+        "[em-infra] {} {} after {:.1}s",
         cmd.what,
-        outcome
-            .code
-            .map_or_else(|| "a signal".to_string(), |c| format!("code {c}")),
+        outcome.exited_with(),
         outcome.duration.as_secs_f64()
     )?;
     log.flush()?;

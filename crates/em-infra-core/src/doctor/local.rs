@@ -52,9 +52,8 @@ fn output_of(
         Ok((out.stdout, all))
     } else {
         Err(format!(
-            "exited with {}: {}",
-            out.code
-                .map_or("a signal".to_string(), |c| format!("code {c}")),
+            "{}: {}",
+            out.exited_with(),
             all.lines().next().unwrap_or("").trim()
         ))
     }
