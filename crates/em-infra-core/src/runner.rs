@@ -241,6 +241,49 @@ const TAIL_LINES: usize = 30;
 /// How long a child gets to stop after the forwarded signal before its group is killed.
 const GRACE: Duration = Duration::from_secs(30);
 
+/// Kills a tool's process group when em-infra dies, however it dies (SIGKILL and OOM included,
+/// which no handler sees): a `sh` in a process group of its own blocks reading a pipe whose only
+/// writer is em-infra. The kernel closes that writer when em-infra exits, the read returns, and
+/// the watchdog sends the tool's group SIGTERM and, a second later, SIGKILL. When the tool ends
+/// normally, em-infra stops the watchdog first.
+struct Watchdog {
+    process: std::process::Child,
+    /// Never written: its closing is the signal.
+    _writer: std::io::PipeWriter,
+}
+
+/// The watchdog's script; `$1` is the tool's process group.
+const WATCHDOG_SCRIPT: &str =
+    r#"read -r _; kill -s TERM -- "-$1" 2>/dev/null; sleep 1; kill -s KILL -- "-$1" 2>/dev/null"#;
+
+impl Watchdog {
+    fn start(tool_pgid: i32) -> std::io::Result<Watchdog> {
+        // Both ends are close-on-exec: no other child inherits the writer.
+        let (reader, writer) = std::io::pipe()?;
+        let process = Command::new("/bin/sh")
+            .args(["-c", WATCHDOG_SCRIPT, "em-infra-watchdog"])
+            .arg(tool_pgid.to_string())
+            .stdin(reader)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own group: Ctrl-C at the terminal must not stop it, and killing the tool's
+            // group must not either.
+            .process_group(0)
+            .spawn()?;
+        Ok(Watchdog {
+            process,
+            _writer: writer,
+        })
+    }
+
+    /// The tool ended while em-infra lives: stop the watchdog before its pipe closes, so it never
+    /// signals a process group that no longer is the tool's.
+    fn stand_down(mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 enum Line {
     Out(String),
     Err(String),
@@ -283,6 +326,16 @@ pub fn run(
         }
     })?;
     let pid = child.id() as i32;
+    // Started right after the tool: if em-infra dies from here on, however it dies, the tool's
+    // whole process group goes with it.
+    let watchdog = Watchdog::start(pid);
+    if let Err(e) = &watchdog {
+        writeln!(
+            log,
+            "[em-infra] no watchdog for {} ({e}); it would outlive a killed em-infra",
+            cmd.what
+        )?;
+    }
 
     let (tx, rx) = mpsc::channel();
     let readers = [
@@ -364,6 +417,9 @@ pub fn run(
             forwarded_at = Some(Instant::now() + Duration::from_secs(3600));
         }
     };
+    if let Ok(watchdog) = watchdog {
+        watchdog.stand_down();
+    }
     for reader in readers {
         let _ = reader.join();
     }

@@ -193,6 +193,23 @@ pub fn up(
         frontend,
     )?;
     report_cleared_lock(&mut run, lock.as_ref())?;
+    if opts.stages.resume
+        && let Some(last) = state.stages.get(&stages[0])
+    {
+        run.message(
+            stages[0],
+            format!(
+                "resuming at {}: run {} left it {}",
+                stages[0],
+                last.run_id,
+                if last.result == Verdict::Running {
+                    "started and never finished"
+                } else {
+                    last.result.as_str()
+                }
+            ),
+        )?;
+    }
     if opts.dry_run {
         show_planned_nodes(&ctx, &mut run)?;
     }
@@ -208,6 +225,23 @@ pub fn up(
             None,
             stage.name(),
         )?;
+        if !opts.dry_run {
+            // Write-ahead: the start is on disk before the stage runs, so a run that dies inside
+            // it (SIGKILL, OOM, power loss) leaves this stage as the resume point.
+            state.stages.insert(
+                stage,
+                StageState {
+                    result: Verdict::Running,
+                    fingerprint: ctx.fingerprint(stage),
+                    started_at,
+                    finished_at: None,
+                    run_id: run.id.clone(),
+                    message: "started; the run ended before it finished".to_string(),
+                },
+            );
+            state.save(&env.state_dir)?;
+            run.record_stage(StageRecord::running(stage, started_at))?;
+        }
         let outcome = if run.interrupt.is_set() {
             Err(Failure::Interrupted(stage.name().into()).into())
         } else {
@@ -227,7 +261,7 @@ pub fn up(
                     result: verdict,
                     fingerprint: ctx.fingerprint(stage),
                     started_at,
-                    finished_at: jiff::Timestamp::now(),
+                    finished_at: Some(jiff::Timestamp::now()),
                     run_id: run.id.clone(),
                     message: message.lines().next().unwrap_or_default().to_string(),
                 },

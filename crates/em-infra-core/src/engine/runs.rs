@@ -168,6 +168,20 @@ impl StageRecord {
         }
     }
 
+    /// A stage that has started (written before it runs, so a run that dies inside it shows
+    /// where).
+    pub fn running(stage: Stage, started_at: jiff::Timestamp) -> Self {
+        StageRecord {
+            stage: stage.name().to_string(),
+            result: Verdict::Running.to_string(),
+            started_at: Some(started_at),
+            duration_ms: None,
+            exit_code: None,
+            message: "started; not finished".to_string(),
+            log: Some(format!("{}.log", stage.name())),
+        }
+    }
+
     /// A selected stage the run never reached because an earlier one did not succeed.
     pub fn not_reached(stage: Stage) -> Self {
         StageRecord {

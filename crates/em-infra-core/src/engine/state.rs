@@ -19,7 +19,9 @@ pub struct StageState {
     /// blake3 of the stage's inputs when it last ran.
     pub fingerprint: String,
     pub started_at: jiff::Timestamp,
-    pub finished_at: jiff::Timestamp,
+    /// `null` while the stage runs — and forever when the run died inside it.
+    #[serde(default)]
+    pub finished_at: Option<jiff::Timestamp>,
     pub run_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -82,13 +84,14 @@ impl EnvState {
         crate::fsutil::write_atomic(&Self::path(state_dir), &bytes, 0o600)
     }
 
-    /// The first stage, in pipeline order, that did not finish: what `--resume` continues from.
+    /// The first stage, in pipeline order, that did not finish — failed, refused, interrupted,
+    /// or started and never ended (the run died inside it): what `--resume` continues from.
     pub fn resume_point(&self) -> Option<Stage> {
         Stage::ALL.into_iter().find(|s| {
             self.stages.get(s).is_some_and(|st| {
                 matches!(
                     st.result,
-                    Verdict::Failed | Verdict::Interrupted | Verdict::Refused
+                    Verdict::Failed | Verdict::Interrupted | Verdict::Refused | Verdict::Running
                 )
             })
         })
@@ -150,7 +153,7 @@ mod tests {
                 result: Verdict::Interrupted,
                 fingerprint: "f".into(),
                 started_at: now,
-                finished_at: now,
+                finished_at: Some(now),
                 run_id: "r".into(),
                 message: String::new(),
             },
@@ -158,6 +161,33 @@ mod tests {
         st.save(dir.path()).unwrap();
         let back = EnvState::load(dir.path(), "e").unwrap();
         assert_eq!(back.resume_point(), Some(Stage::Configure));
+    }
+
+    #[test]
+    fn a_start_without_an_end_is_the_resume_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = EnvState::new("e");
+        let now = jiff::Timestamp::now();
+        let record = |result| StageState {
+            result,
+            fingerprint: "f".into(),
+            started_at: now,
+            finished_at: None,
+            run_id: "r".into(),
+            message: String::new(),
+        };
+        st.stages
+            .insert(Stage::Preflight, record(Verdict::Succeeded));
+        st.stages
+            .insert(Stage::Provision, record(Verdict::Succeeded));
+        // The run was killed inside configure: only its start was written.
+        st.stages.insert(Stage::Configure, record(Verdict::Running));
+        st.save(dir.path()).unwrap();
+        let back = EnvState::load(dir.path(), "e").unwrap();
+        assert_eq!(back.resume_point(), Some(Stage::Configure));
+        let text = std::fs::read_to_string(EnvState::path(dir.path())).unwrap();
+        assert!(text.contains("\"result\": \"running\""), "{text}");
+        assert!(text.contains("\"finished_at\": null"), "{text}");
     }
 
     #[test]

@@ -71,6 +71,7 @@ echo "token in output: $(cat "$EM_INFRA_ENV_DIR/k3s-token" 2>/dev/null) api: $PR
 case "$(cat "$here/mode")" in
   fail) echo "TASK [k3s_agent : join] fatal: unreachable"; exit 2 ;;
   hang) trap 'echo "got SIGINT"; touch "$here/interrupted"; exit 130' INT
+        echo $$ > "$here/pid"
         echo "hanging"; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exit 0 ;;
 esac
 printf 'PLAY RECAP *********\nlab-cp-1 : ok=10 changed=0 unreachable=0 failed=0\n'
@@ -269,6 +270,64 @@ fn sigint_during_configure_is_recorded_and_resumable() {
     let resumed = repo.run(&["up", "--resume", "--to", "configure"]);
     assert_eq!(code(&resumed), 0);
     assert_eq!(repo.last_summary()["stages"].as_array().unwrap().len(), 1);
+    assert_eq!(repo.stage_result("configure"), "succeeded");
+}
+
+/// Whether `pid` is a live process (a zombie waiting for its reaper counts as gone).
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn sigkill_during_configure_takes_the_tool_along_and_resume_continues_there() {
+    if !terraform_available() {
+        return;
+    }
+    let repo = Offline::new();
+    let mut child = start_hanging_up(&repo);
+    let tool: i32 = fs::read_to_string(repo.root().join("fakebin/pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(tool));
+    // SIGKILL: no handler runs, nothing is recorded at the end.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while alive(tool) && killed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let outlived = killed.elapsed();
+    assert!(!alive(tool), "the tool outlived em-infra");
+    assert!(
+        outlived < Duration::from_millis(1500),
+        "the tool outlived em-infra by {outlived:?}"
+    );
+    assert_eq!(
+        repo.stage_result("configure"),
+        "running",
+        "the start was written ahead"
+    );
+
+    // As documented: clear the dead run's lock and resume; it continues at configure.
+    repo.ansible_mode("ok");
+    let resumed = repo.run(&["up", "--resume", "--clear-stale-lock", "--to", "configure"]);
+    assert_eq!(code(&resumed), 0, "{}", stderr(&resumed));
+    let err = stderr(&resumed);
+    assert!(err.contains("cleared a stale lock"), "{err}");
+    assert!(err.contains("resuming at configure"), "{err}");
+    let stages: Vec<String> = repo.last_summary()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stages, ["configure"]);
     assert_eq!(repo.stage_result("configure"), "succeeded");
 }
 
