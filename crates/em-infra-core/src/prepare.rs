@@ -311,7 +311,7 @@ pub fn run(
         &Redactor::from_env(),
         &Interrupt::install()?,
         Capture::LogOnly,
-        &mut |line| {
+        &mut |line: &str| {
             if let Some(task) = progress_line(line) {
                 progress(Progress::Task(task));
             }

@@ -289,14 +289,34 @@ enum Line {
     Err(String),
 }
 
-/// Run `cmd`, writing its redacted output to `log` and each line to `on_line`.
+/// What a caller hears while a tool runs.
+pub trait Observer {
+    /// The tool started as process (and process group) `pid`.
+    fn spawned(&mut self, _pid: u32) {}
+    /// One line of its output, already redacted.
+    fn line(&mut self, _line: &str) {}
+    /// The tool's process group is gone.
+    fn ended(&mut self) {}
+}
+
+/// Hears nothing.
+impl Observer for () {}
+
+/// A closure hears the lines.
+impl<F: FnMut(&str)> Observer for F {
+    fn line(&mut self, line: &str) {
+        self(line);
+    }
+}
+
+/// Run `cmd`, writing its redacted output to `log` and telling `observer` what happens.
 pub fn run(
     cmd: &Cmd,
     log: &mut dyn Write,
     redactor: &Redactor,
     interrupt: &Interrupt,
     capture: Capture,
-    on_line: &mut dyn FnMut(&str),
+    observer: &mut dyn Observer,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     writeln!(log, "$ {}", redactor.redact(&cmd.display()))?;
@@ -326,6 +346,7 @@ pub fn run(
         }
     })?;
     let pid = child.id() as i32;
+    observer.spawned(child.id());
     // Started right after the tool: if em-infra dies from here on, however it dies, the tool's
     // whole process group goes with it.
     let watchdog = Watchdog::start(pid);
@@ -362,7 +383,7 @@ pub fn run(
             stdout.push_str(&text);
             stdout.push('\n');
         }
-        on_line(&text);
+        observer.line(&text);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
@@ -420,6 +441,7 @@ pub fn run(
     if let Ok(watchdog) = watchdog {
         watchdog.stand_down();
     }
+    observer.ended();
     for reader in readers {
         let _ = reader.join();
     }
@@ -487,7 +509,7 @@ mod tests {
             &r,
             &Interrupt::detached(),
             Capture::Stdout,
-            &mut |l| seen.push(l.to_string()),
+            &mut |l: &str| seen.push(l.to_string()),
         )
         .unwrap();
         let log = String::from_utf8(log).unwrap();
@@ -516,7 +538,7 @@ mod tests {
             &Redactor::default(),
             &interrupt,
             Capture::LogOnly,
-            &mut |_| {},
+            &mut (),
         )
         .unwrap();
         assert!(out.interrupted);
@@ -533,7 +555,7 @@ mod tests {
             &Redactor::default(),
             &Interrupt::detached(),
             Capture::LogOnly,
-            &mut |_| {},
+            &mut (),
         )
         .unwrap();
         assert!(out.timed_out);
@@ -548,7 +570,7 @@ mod tests {
             &Redactor::default(),
             &Interrupt::detached(),
             Capture::LogOnly,
-            &mut |_| {},
+            &mut (),
         )
         .unwrap_err();
         assert_eq!(

@@ -22,7 +22,7 @@ pub fn standalone_exec(cmd: &Cmd) -> anyhow::Result<Outcome> {
         &Redactor::from_env(),
         &Interrupt::detached(),
         Capture::Stdout,
-        &mut |_| {},
+        &mut (),
     )
 }
 

@@ -33,6 +33,28 @@ pub struct LockHolder {
     pub started_at: jiff::Timestamp,
     /// The em-infra command line after `em-infra`, e.g. `up --from configure`.
     pub command: String,
+    /// The tool the run is running now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<RunningTool>,
+}
+
+/// A tool a run started: its process group (= its pid) and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningTool {
+    pub pgid: u32,
+    /// `ansible-playbook site.yml`.
+    pub what: String,
+}
+
+impl RunningTool {
+    /// Whether any process of its group still runs.
+    pub fn is_running(&self) -> bool {
+        let Ok(pgid) = libc::pid_t::try_from(self.pgid) else {
+            return false;
+        };
+        // SAFETY: signal 0 to a process group sends nothing; it only checks for members.
+        pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
+    }
 }
 
 impl LockHolder {
@@ -44,6 +66,7 @@ impl LockHolder {
             started_at: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
                 .unwrap_or_else(|_| jiff::Timestamp::now()),
             command: command.to_string(),
+            tool: None,
         }
     }
 }
@@ -103,6 +126,28 @@ impl EnvLock {
             }
 
             let record = read_record(&file);
+            if let Record::Holder(LockHolder {
+                tool: Some(tool),
+                host,
+                pid,
+                ..
+            }) = &record
+                && *host == hostname()
+                && tool.is_running()
+            {
+                // Never cleared, even with --clear-stale-lock: two tools would work on the
+                // same hosts at once.
+                return Err(Failure::Locked(format!(
+                    "environment {}: the run that held the lock (pid {pid}) is gone, but a tool it \
+                     started still runs: {} (process group {}). It stops within seconds of its run; \
+                     if it does not, stop it (`kill -TERM -- -{}`), then rerun",
+                    state_dir.display(),
+                    tool.what,
+                    tool.pgid,
+                    tool.pgid
+                ))
+                .into());
+            }
             let cleared_stale = match record {
                 Record::Empty => None,
                 record => {
@@ -121,11 +166,7 @@ impl EnvLock {
             };
 
             let holder = LockHolder::current(command);
-            let mut json = serde_json::to_vec_pretty(&holder)?;
-            json.push(b'\n');
-            file.set_len(0)
-                .and_then(|()| file.write_all_at(&json, 0))
-                .and_then(|()| file.sync_data())
+            write_record(&file, &holder)
                 .with_context(|| format!("writing lock holder to {}", path.display()))?;
             return Ok(EnvLock {
                 file,
@@ -143,6 +184,16 @@ impl EnvLock {
     /// The record this lock wrote (this process).
     pub fn holder(&self) -> &LockHolder {
         &self.holder
+    }
+
+    /// Note in the lock's record which tool runs now (`None`: none). Best effort: the record is
+    /// evidence for a later run, the OS lock is the truth, so a failed write changes nothing.
+    pub fn record_tool(&self, tool: Option<RunningTool>) {
+        let holder = LockHolder {
+            tool,
+            ..self.holder.clone()
+        };
+        let _ = write_record(&self.file, &holder);
     }
 
     /// `<state_dir>/lock`.
@@ -190,6 +241,15 @@ enum Record {
     Holder(LockHolder),
     /// Not a holder record (partly written, or edited by hand); the text, shortened.
     Unreadable(String),
+}
+
+/// Replace the lock file's content with `holder`'s record.
+fn write_record(file: &File, holder: &LockHolder) -> std::io::Result<()> {
+    let mut json = serde_json::to_vec_pretty(holder)?;
+    json.push(b'\n');
+    file.set_len(0)?;
+    file.write_all_at(&json, 0)?;
+    file.sync_data()
 }
 
 fn read_record(mut file: &File) -> Record {

@@ -191,6 +191,7 @@ pub fn up(
         Redactor::from_env(),
         Interrupt::install()?,
         frontend,
+        lock.as_ref(),
     )?;
     report_cleared_lock(&mut run, lock.as_ref())?;
     if opts.stages.resume
@@ -343,6 +344,7 @@ pub fn down(
         Redactor::from_env(),
         Interrupt::install()?,
         frontend,
+        Some(&lock),
     )?;
     report_cleared_lock(&mut run, Some(&lock))?;
     let failure = destroy(&env, opts, &mut run).err();

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::engine::Stage;
 use crate::engine::events::{Event, EventKind, EventLog, Frontend, Verdict};
+use crate::engine::lock::{EnvLock, RunningTool};
 use crate::engine::runs::{RunSummary, StageRecord};
 use crate::failure::Failure;
 use crate::runner::{self, Capture, Cmd, Interrupt, Outcome, Redactor};
@@ -18,6 +19,38 @@ pub struct Run<'a> {
     pub summary: RunSummary,
     events: EventLog,
     frontend: &'a dyn Frontend,
+    /// The environment's lock, when the run holds one: it records the running tool.
+    lock: Option<&'a EnvLock>,
+}
+
+/// Passes a tool's output to the front end, and keeps the lock's record of which tool runs (so a
+/// later run can tell when a tool of a dead run still works on the hosts).
+struct ToolObserver<'r> {
+    frontend: &'r dyn Frontend,
+    lock: Option<&'r EnvLock>,
+    stage: Stage,
+    what: &'r str,
+}
+
+impl runner::Observer for ToolObserver<'_> {
+    fn spawned(&mut self, pid: u32) {
+        if let Some(lock) = self.lock {
+            lock.record_tool(Some(RunningTool {
+                pgid: pid,
+                what: self.what.to_string(),
+            }));
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.frontend.tool_line(self.stage, line);
+    }
+
+    fn ended(&mut self) {
+        if let Some(lock) = self.lock {
+            lock.record_tool(None);
+        }
+    }
 }
 
 /// A sortable, unique run id: UTC start time to the millisecond plus a short random suffix,
@@ -43,6 +76,7 @@ impl<'a> Run<'a> {
         redactor: Redactor,
         interrupt: Interrupt,
         frontend: &'a dyn Frontend,
+        lock: Option<&'a EnvLock>,
     ) -> anyhow::Result<Self> {
         let id = new_run_id();
         let dir = state_dir.join("runs").join(&id);
@@ -57,6 +91,7 @@ impl<'a> Run<'a> {
             summary,
             events,
             frontend,
+            lock,
         };
         run.emit(
             None,
@@ -204,14 +239,19 @@ impl<'a> Run<'a> {
             .create(true)
             .append(true)
             .open(self.stage_log_path(log_name))?;
-        let frontend = self.frontend;
+        let mut observer = ToolObserver {
+            frontend: self.frontend,
+            lock: self.lock,
+            stage,
+            what: &cmd.what,
+        };
         let outcome = runner::run(
             cmd,
             &mut log,
             &self.redactor,
             &self.interrupt,
             capture,
-            &mut |line| frontend.tool_line(stage, line),
+            &mut observer,
         )?;
         self.emit(
             Some(stage),

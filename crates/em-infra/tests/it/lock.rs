@@ -226,6 +226,64 @@ fn stale_record_with_a_dead_pid_is_refused_without_flag_and_cleared_with_it() {
 }
 
 #[test]
+fn a_tool_of_a_dead_run_that_still_runs_blocks_even_clear_stale_lock() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // The dead run's tool, in a process group of its own as em-infra starts them.
+    let mut tool = Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = tool.id();
+    let record = serde_json::json!({
+        "pid": dead_pid(),
+        "host": em_infra_core::engine::lock::hostname(),
+        "started_at": "2026-11-26T04:00:00Z",
+        "command": "up",
+        "tool": { "pgid": pgid, "what": "ansible-playbook site.yml" },
+    });
+    std::fs::write(
+        tmp.path().join(LOCK_FILE),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    for clear_stale in [false, true] {
+        let msg = locked_message(&EnvLock::acquire(tmp.path(), "up", clear_stale).unwrap_err());
+        assert!(
+            msg.contains(&format!(
+                "still runs: ansible-playbook site.yml (process group {pgid})"
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("kill -TERM -- -{pgid}")), "{msg}");
+    }
+    tool.kill().unwrap();
+    tool.wait().unwrap();
+    // Once the tool is gone, the record is an ordinary stale lock.
+    let lock = EnvLock::acquire(tmp.path(), "up", true).unwrap();
+    assert!(lock.cleared_stale().is_some());
+}
+
+#[test]
+fn a_running_tool_is_recorded_in_the_lock_and_cleared_after() {
+    use em_infra_core::engine::lock::RunningTool;
+    let tmp = tempfile::tempdir().unwrap();
+    let lock = EnvLock::acquire(tmp.path(), "up", false).unwrap();
+    let tool = RunningTool {
+        pgid: 4242,
+        what: "terraform apply".into(),
+    };
+    lock.record_tool(Some(tool.clone()));
+    let read = em_infra_core::engine::lock::read_holder(tmp.path()).unwrap();
+    assert_eq!(read.tool, Some(tool));
+    assert_eq!(read.pid, std::process::id());
+    lock.record_tool(None);
+    let read = em_infra_core::engine::lock::read_holder(tmp.path()).unwrap();
+    assert_eq!(read.tool, None);
+}
+
+#[test]
 fn stale_record_with_a_reused_pid_or_garbage_is_still_stale() {
     let tmp = tempfile::tempdir().unwrap();
     // pid 1 is alive but cannot hold our lock: the record is stale, and the message says why.
