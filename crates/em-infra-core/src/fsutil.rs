@@ -52,6 +52,12 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_atomic(path, bytes, SECRET_FILE_MODE)
 }
 
+/// Give an existing file mode `0600` (a file another program wrote with the umask's mode).
+pub fn make_private(path: &Path) -> anyhow::Result<()> {
+    fs::set_permissions(path, Permissions::from_mode(SECRET_FILE_MODE))
+        .with_context(|| format!("setting mode 600 on {}", path.display()))
+}
+
 /// Create `path` and any missing parents; every directory created here gets mode `0700`
 /// (exactly, regardless of the umask). Directories that already exist keep their mode.
 pub fn ensure_private_dir(path: &Path) -> anyhow::Result<()> {

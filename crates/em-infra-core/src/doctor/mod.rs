@@ -12,6 +12,7 @@ mod proxmox;
 
 pub use local::{Exec, standalone_exec};
 
+pub(crate) use cluster::STATE_CHECK;
 use cluster::check_cluster_ssh;
 use local::{
     check_ansible, check_private_key, check_public_key, check_ssh, check_terraform, check_tfvars,

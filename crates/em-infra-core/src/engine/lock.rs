@@ -47,13 +47,27 @@ pub struct RunningTool {
 }
 
 impl RunningTool {
-    /// Whether any process of its group still runs.
+    /// Whether any live process (not a zombie waiting for its reaper) is in its group.
     pub fn is_running(&self) -> bool {
-        let Ok(pgid) = libc::pid_t::try_from(self.pgid) else {
+        let Ok(entries) = fs::read_dir("/proc") else {
             return false;
         };
-        // SAFETY: signal 0 to a process group sends nothing; it only checks for members.
-        pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
+        entries.flatten().any(|entry| {
+            let is_pid = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+            is_pid
+                && fs::read_to_string(entry.path().join("stat")).is_ok_and(|stat| {
+                    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+                    let fields: Vec<&str> = stat
+                        .rsplit_once(')')
+                        .map(|(_, rest)| rest.split_whitespace().collect())
+                        .unwrap_or_default();
+                    matches!(fields.as_slice(), [state, _ppid, pgrp, ..]
+                        if *state != "Z" && *state != "X" && pgrp.parse() == Ok(self.pgid))
+                })
+        })
     }
 }
 

@@ -91,41 +91,55 @@ fn preflight(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<Done> {
         crate::doctor::checks(ctx.project, ctx.env, Some(&ctx.tfvars), None, &mut |cmd| {
             run.exec(stage, cmd, Capture::Stdout)
         })?;
+    // A provisioned node that SSH cannot reach stops the run: configure and verify need every
+    // node, and nothing before them repairs one. Except where the nodes are not Proxmox VMs (the
+    // provider-free fixture's nodes are stand-ins that exist only with the test lab).
+    let nodes_are_vms = ctx.uses_proxmox();
+    let blocks = |c: &crate::doctor::Check| {
+        c.group != Group::Cluster || nodes_are_vms || c.name == crate::doctor::STATE_CHECK
+    };
     for check in &report.checks {
-        // Cluster reachability is verify's job: before (re)provisioning, an absent node is normal.
-        let line = if check.group == Group::Cluster && check.status == Status::Fail {
-            format!(
-                "! {}: {} (verify checks this after provisioning)",
-                check.name, check.detail
-            )
-        } else {
-            check.line()
-        };
-        run.check_line(stage, line)?;
-        if check.status == Status::Fail
-            && let Some(fix) = &check.fix
-        {
-            run.message(stage, format!("  fix: {fix}"))?;
+        run.check_line(stage, check.line())?;
+        if check.status == Status::Fail {
+            if let Some(fix) = &check.fix {
+                run.message(stage, format!("  fix: {fix}"))?;
+            }
+            if !blocks(check) {
+                run.message(
+                    stage,
+                    format!(
+                        "  not blocking: {} does not use Proxmox, its nodes are stand-ins",
+                        ctx.env.name
+                    ),
+                )?;
+            }
         }
     }
-    let blocking: Vec<&crate::doctor::Check> = report
-        .failures()
-        .filter(|c| c.group != Group::Cluster)
-        .collect();
+    let blocking: Vec<&crate::doctor::Check> = report.failures().filter(|c| blocks(c)).collect();
     if blocking.is_empty() {
         return Ok(Done::Succeeded(report.summary()));
     }
+    // Each failure with its fix: for an unreachable node that is the host, the probe and what to do.
     let summary = blocking
         .iter()
-        .map(|c| format!("{}: {}", c.name, c.detail))
+        .map(|c| match (&c.fix, c.group) {
+            (Some(fix), Group::Cluster) => format!("{}: {} (fix: {fix})", c.name, c.detail),
+            _ => format!("{}: {}", c.name, c.detail),
+        })
         .collect::<Vec<_>>()
         .join("; ");
-    // Wrong inputs are the user's to fix in the tfvars (exit 2); anything else is the machine's (3).
+    // Wrong inputs and a damaged state file are the user's to fix (exit 2); anything else is the
+    // machine's (3): a missing tool, the Proxmox host, an unreachable node of the cluster.
     if blocking.iter().all(|c| c.name == "tfvars") {
         Err(crate::failure::bad_input(format!(
             "{summary} (run `em-infra check --env {}` for every finding)",
             ctx.env.name
         )))
+    } else if blocking
+        .iter()
+        .all(|c| c.name == "tfvars" || c.name == crate::doctor::STATE_CHECK)
+    {
+        Err(crate::failure::bad_input(summary))
     } else {
         Err(Failure::Preflight(summary).into())
     }
@@ -236,6 +250,7 @@ fn provision(ctx: &Ctx<'_>, run: &mut Run<'_>, state: &mut EnvState) -> anyhow::
         .into());
     }
     if summary.is_empty() {
+        keep_restore_point(ctx, run)?;
         return Ok(Done::Succeeded(
             "no changes: infrastructure matches the configuration".into(),
         ));
@@ -248,7 +263,29 @@ fn provision(ctx: &Ctx<'_>, run: &mut Run<'_>, state: &mut EnvState) -> anyhow::
         &tf.apply(&plan_file, ctx.parallelism),
         Capture::LogOnly,
     )?;
+    keep_restore_point(ctx, run)?;
     Ok(Done::Succeeded(format!("applied: {}", summary.headline())))
+}
+
+/// After a successful provision: the state files private (they hold the cluster's addresses and
+/// IDs, and Terraform writes them with the umask's mode), and a backup of this good state, so
+/// `em-infra state restore` always has one (a copy identical to the newest backup is not taken
+/// again, so a no-op run adds none).
+fn keep_restore_point(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<()> {
+    for file in [
+        ctx.env.tfstate(),
+        ctx.env.dir.join("terraform.tfstate.backup"),
+    ] {
+        if file.is_file() {
+            crate::fsutil::make_private(&file)?;
+        }
+    }
+    if let crate::engine::backup::BackupOutcome::Created(backup) =
+        crate::engine::backup::take_backup(ctx.env, "post-apply")?
+    {
+        run.message(Stage::Provision, format!("restore point: {}", backup.id))?;
+    }
+    Ok(())
 }
 
 /// `terraform plan` to a saved file, then its summary as artifacts and messages.

@@ -954,9 +954,8 @@ fn old_release_warns_and_offline_node_fails() {
     );
 }
 
-#[test]
-fn cluster_group_probes_ssh_on_every_provisioned_node() {
-    let lab = Lab::new();
+/// A Terraform state whose one node, `lab-cp-1` (VM 9100 on pve), has address `ip`.
+fn write_one_node_state(lab: &Lab, ip: &str) {
     let out = |value: Value| json!({ "value": value, "type": "dynamic" });
     let state = json!({
         "version": 4,
@@ -966,11 +965,11 @@ fn cluster_group_probes_ssh_on_every_provisioned_node() {
         "outputs": {
             "cluster_name": out(json!("lab")),
             "ssh_user": out(json!("ubuntu")),
-            "control_plane_ips": out(json!(["127.0.0.1"])),
+            "control_plane_ips": out(json!([ip])),
             "worker_ips": out(json!([])),
             "gpu_worker_ips": out(json!([])),
             "nodes": out(json!({
-                "lab-cp-1": {"name": "lab-cp-1", "role": "control_plane", "ip": "127.0.0.1", "vm_id": 9100,
+                "lab-cp-1": {"name": "lab-cp-1", "role": "control_plane", "ip": ip, "vm_id": 9100,
                              "proxmox_node": "pve", "gpu": null}
             })),
         },
@@ -978,6 +977,12 @@ fn cluster_group_probes_ssh_on_every_provisioned_node() {
         "check_results": null,
     });
     fs::write(lab.env_dir().join("terraform.tfstate"), state.to_string()).unwrap();
+}
+
+#[test]
+fn cluster_group_probes_ssh_on_every_provisioned_node() {
+    let lab = Lab::new();
+    write_one_node_state(&lab, "127.0.0.1");
     let run = lab.doctor();
     // Whether this machine runs an SSH server decides the verdict; the check must agree with it.
     let open = std::net::TcpStream::connect_timeout(
@@ -1004,11 +1009,50 @@ fn cluster_group_probes_ssh_on_every_provisioned_node() {
     .unwrap();
     let run = lab.doctor();
     assert_eq!(run.code, 3);
+    // Provisioning again cannot repair a state that does not parse; a backup can.
     run.assert_check(
         "Terraform state",
         "fail",
-        "terraform.tfstate",
-        "em-infra up --from provision",
+        "terraform.tfstate is not a Terraform state",
+        "em-infra state restore ID",
+    );
+}
+
+#[test]
+fn preflight_stops_on_an_unreachable_node_and_on_a_state_that_does_not_parse() {
+    let lab = Lab::new();
+    // Nothing listens on 127.0.0.3:22: the node of a provisioned cluster is unreachable.
+    write_one_node_state(&lab, "127.0.0.3");
+    let run = lab.run(&mut lab.cmd(&["up", "--to", "preflight"]));
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    for part in [
+        "error: preflight failed: SSH lab-cp-1: cannot reach 127.0.0.3:22",
+        "(fix: check that VM 9100 runs (qm status 9100 on pve)",
+        "`em-infra up --from provision` recreates it",
+    ] {
+        assert!(run.stderr.contains(part), "{part}\n{}", run.stderr);
+    }
+
+    // A state file that is not a Terraform state: bad input, and the fix is a backup, not a
+    // provision (Terraform could not plan against it).
+    let garbage = "{\"version\": 4, \"ser";
+    fs::write(lab.env_dir().join("terraform.tfstate"), garbage).unwrap();
+    let run = lab.run(&mut lab.cmd(&["up", "--to", "preflight"]));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Terraform state: ") && run.stderr.contains("is not a Terraform state"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("em-infra state restore ID"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(lab.env_dir().join("terraform.tfstate")).unwrap(),
+        garbage,
+        "the damaged state is left as it was"
     );
 }
 

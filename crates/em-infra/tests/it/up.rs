@@ -123,14 +123,54 @@ fn provision_applies_once_then_a_rerun_changes_nothing() {
             .unwrap()
             .contains("1 to create")
     );
-    let backups: Vec<_> = fs::read_dir(repo.state_dir().join("backups"))
+    // Two restore points: after the first apply (the third run's pre-apply copy is identical, so
+    // it is not taken again; the no-op run added none) and after the third apply.
+    let mut backups: Vec<_> = fs::read_dir(repo.state_dir().join("backups"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(backups.len(), 1, "{backups:?}");
+    backups.sort();
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    for backup in &backups {
+        assert_eq!(
+            fs::metadata(backup).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
     assert_eq!(
-        fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777,
-        0o600
+        fs::read(backups.last().unwrap()).unwrap(),
+        fs::read(repo.env_dir().join("terraform.tfstate")).unwrap(),
+        "the newest restore point is the state after the last apply"
+    );
+    assert_eq!(
+        fs::metadata(repo.env_dir().join("terraform.tfstate"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600,
+        "the environment's state is private"
+    );
+}
+
+#[test]
+fn the_first_apply_leaves_a_restore_point() {
+    if !terraform_available() {
+        return;
+    }
+    let repo = Offline::new();
+    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
+    let list = repo.run(&["state", "list", "--json"]);
+    assert_eq!(code(&list), 0);
+    let backups: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let backups = backups.as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(
+        backups[0]["id"]
+            .as_str()
+            .unwrap()
+            .contains("-post-apply-serial"),
+        "{backups:?}"
     );
 }
 
@@ -299,11 +339,19 @@ fn sigkill_during_configure_takes_the_tool_along_and_resume_continues_there() {
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = Instant::now();
-    while alive(tool) && killed.elapsed() < Duration::from_secs(5) {
+    let group = em_infra_core::engine::lock::RunningTool {
+        pgid: tool as u32,
+        what: "fake ansible-playbook".into(),
+    };
+    while (alive(tool) || group.is_running()) && killed.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let outlived = killed.elapsed();
     assert!(!alive(tool), "the tool outlived em-infra");
+    assert!(
+        !group.is_running(),
+        "a process of the tool's group outlived em-infra"
+    );
     assert!(
         outlived < Duration::from_millis(1500),
         "the tool outlived em-infra by {outlived:?}"
