@@ -31,18 +31,20 @@ pub mod drift {
     pub const NOT_IN_STATE: &str = "not in Terraform state";
 }
 
-/// What one source answered: its data, or why it is unknown.
+/// What one source answered: its data, why it is unknown, or why it was not asked.
 #[derive(Debug, Clone)]
 pub enum Source<T> {
     Ok(T),
     Unknown(String),
+    /// The environment does not use this source (the provider-free fixture has no Proxmox).
+    NotUsed(String),
 }
 
 impl<T> Source<T> {
     fn get(&self) -> Option<&T> {
         match self {
             Source::Ok(v) => Some(v),
-            Source::Unknown(_) => None,
+            Source::Unknown(_) | Source::NotUsed(_) => None,
         }
     }
 
@@ -50,14 +52,16 @@ impl<T> Source<T> {
         match self {
             Source::Ok(_) => Source::Ok(()),
             Source::Unknown(why) => Source::Unknown(why.clone()),
+            Source::NotUsed(why) => Source::NotUsed(why.clone()),
         }
     }
 
-    /// `"ok"` or the reason.
+    /// `"ok"`, the reason it is unknown, or `"not used: …"`.
     fn label(&self) -> String {
         match self {
             Source::Ok(_) => "ok".into(),
             Source::Unknown(why) => why.clone(),
+            Source::NotUsed(why) => format!("not used: {why}"),
         }
     }
 }
@@ -210,20 +214,45 @@ pub fn kubernetes_source(kubeconfig: &Path) -> Source<Vec<NodeReport>> {
 }
 
 /// The environment's nodes as the Terraform state, Proxmox and Kubernetes see them, joined.
-/// Returns the cluster's name and node count (from the state) with the view.
+/// Returns the cluster's name and node count (from the state) with the view. Proxmox is asked
+/// only when the environment uses it.
 pub fn gather(project: &Project, env: &str) -> anyhow::Result<(ClusterOutputs, StatusView)> {
     let env = project.environment(env)?;
     let outputs = load_outputs(&env.tfstate())?;
-    let proxmox = proxmox_source();
+    let proxmox = if crate::doctor::uses_proxmox(&env) {
+        proxmox_source()
+    } else {
+        Source::NotUsed(format!(
+            "{} does not use the bpg/proxmox provider (versions.tf)",
+            env.name
+        ))
+    };
     let kubernetes = kubernetes_source(&env.kubeconfig());
     let view = join(&outputs, &proxmox, &kubernetes);
     Ok((outputs, view))
 }
 
 impl StatusView {
-    /// Whether a source could not be asked (then "no drift" covers only the others).
-    pub fn any_source_unknown(&self) -> bool {
-        matches!(self.proxmox, Source::Unknown(_)) || matches!(self.kubernetes, Source::Unknown(_))
+    /// A source the environment uses did not answer: "no drift" would claim what nobody saw.
+    /// The failure names each silent source with its reason (exit 3 at the edge).
+    pub fn blind_failure(&self) -> Option<anyhow::Error> {
+        let silent: Vec<String> = [("Proxmox", &self.proxmox), ("Kubernetes", &self.kubernetes)]
+            .into_iter()
+            .filter_map(|(name, source)| match source {
+                Source::Unknown(why) => Some(format!("{name}: {why}")),
+                Source::Ok(()) | Source::NotUsed(_) => None,
+            })
+            .collect();
+        if silent.is_empty() {
+            return None;
+        }
+        Some(
+            Failure::Preflight(format!(
+                "status could not see the cluster: {}",
+                silent.join("; ")
+            ))
+            .into(),
+        )
     }
 
     /// Drift as a stage failure (exit 4 at the edge), or `None` when there is none.

@@ -12,7 +12,8 @@ Exit codes:
   0    success
   1    internal error (a bug, or an I/O error outside the project's control)
   2    bad input: invalid flags, tfvars findings, missing or corrupt files
-  3    preflight failed: a required tool, variable, key or check is missing (`doctor`: any ✗)
+  3    preflight failed: a required tool, variable, key or check is missing (`doctor`: any ✗;
+       `status`: a source it needs did not answer)
   4    a stage failed: the tool it ran exited non-zero (see the stage log); `status`: drift found
   5    refused: the plan would replace or destroy a cluster VM (rerun with --allow-replace),
        or `state restore` over a newer or other-lineage state (rerun with --force)

@@ -25,16 +25,11 @@ pub(crate) fn run(project: &Project, args: &StatusArgs, printer: &Printer) -> an
     if let Some(drift) = view.drift_failure() {
         return Err(drift);
     }
+    if let Some(blind) = view.blind_failure() {
+        return Err(blind);
+    }
     if !printer.json_mode() {
-        let unknown = view.any_source_unknown();
-        printer.mark(
-            if unknown { Mark::Warn } else { Mark::Ok },
-            if unknown {
-                "no drift in the sources that answered"
-            } else {
-                "no drift"
-            },
-        );
+        printer.mark(Mark::Ok, "no drift");
     }
     Ok(())
 }
@@ -43,6 +38,7 @@ fn source_line(printer: &Printer, name: &str, source: &Source<()>) {
     match source {
         Source::Ok(()) => printer.mark(Mark::Ok, format!("{name}: answered")),
         Source::Unknown(why) => printer.mark(Mark::Warn, format!("{name}: unknown — {why}")),
+        Source::NotUsed(why) => printer.mark(Mark::Skip, format!("{name}: not used — {why}")),
     }
 }
 

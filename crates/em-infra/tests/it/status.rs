@@ -52,6 +52,12 @@ impl Repo {
             "check_results": null,
         });
         fs::write(env.join("terraform.tfstate"), state.to_string()).unwrap();
+        // A Proxmox environment, like k3s-dev: status asks Proxmox about its VMs.
+        fs::write(
+            env.join("versions.tf"),
+            "terraform {\n  required_providers {\n    proxmox = { source = \"bpg/proxmox\" }\n  }\n}\n",
+        )
+        .unwrap();
         Repo { dir }
     }
 
@@ -143,10 +149,11 @@ fn healthy_vms() -> Vec<Value> {
 }
 
 #[test]
-fn without_proxmox_or_kubeconfig_both_columns_are_unknown_and_it_succeeds() {
+fn without_proxmox_or_kubeconfig_both_columns_are_unknown_and_it_fails_blind() {
     let repo = Repo::new();
     let (code, stdout, _) = run(&mut repo.cmd(&["--json"]));
-    assert_eq!(code, 0);
+    // Nobody saw the cluster: "no drift" would be a claim without evidence.
+    assert_eq!(code, 3);
     let doc = json_of(&stdout);
     assert_eq!(
         doc["sources"]["proxmox"],
@@ -162,9 +169,9 @@ fn without_proxmox_or_kubeconfig_both_columns_are_unknown_and_it_succeeds() {
     assert!(cp["proxmox"].is_null() && cp["kubernetes"].is_null());
     assert_eq!(cp["drift"], json!([]));
 
-    // Human output: one reason line per unknown source, `?` cells, exit 0.
+    // Human output: one reason line per unknown source, `?` cells, exit 3 naming both.
     let (code, stdout, stderr) = run(&mut repo.cmd(&[]));
-    assert_eq!(code, 0);
+    assert_eq!(code, 3);
     assert!(
         stderr.contains("! Proxmox: unknown — not configured: PROXMOX_VE_ENDPOINT is not set"),
         "{stderr}"
@@ -174,7 +181,9 @@ fn without_proxmox_or_kubeconfig_both_columns_are_unknown_and_it_succeeds() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("no drift in the sources that answered"),
+        stderr.contains(
+            "error: preflight failed: status could not see the cluster: Proxmox: not configured: PROXMOX_VE_ENDPOINT is not set; Kubernetes: no kubeconfig at"
+        ),
         "{stderr}"
     );
     let line = stdout
@@ -327,7 +336,7 @@ fn an_unreachable_source_is_unknown_with_its_reason() {
     cmd.env("PROXMOX_VE_ENDPOINT", format!("http://127.0.0.1:{port}"))
         .env("PROXMOX_VE_API_TOKEN", TOKEN);
     let (code, stdout, stderr) = run(&mut cmd);
-    assert_eq!(code, 0, "unknown is not drift");
+    assert_eq!(code, 3, "unknown is not drift, and not \"no drift\" either");
     let doc = json_of(&stdout);
     let kube = doc["sources"]["kubernetes"].as_str().unwrap();
     assert!(
@@ -375,4 +384,35 @@ fn without_terraform_state_it_is_bad_input() {
     let (code, _, stderr) = run(&mut repo.cmd(&[]));
     assert_eq!(code, 2);
     assert!(stderr.contains("no Terraform state at"), "{stderr}");
+}
+
+#[test]
+fn an_environment_without_proxmox_is_not_asked_about_vms() {
+    let repo = Repo::new();
+    fs::remove_file(
+        repo.dir
+            .path()
+            .join("terraform/environments")
+            .join(ENV)
+            .join("versions.tf"),
+    )
+    .unwrap();
+    let server = KubeServer::start(healthy_nodes());
+    repo.kubeconfig(&server);
+    let mut cmd = repo.cmd(&["--json"]);
+    // Even with Proxmox settings present, an environment that does not use it is not asked.
+    Repo::with_proxmox(&mut cmd, &server);
+    let (code, stdout, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let doc = json_of(&stdout);
+    let pve = doc["sources"]["proxmox"].as_str().unwrap();
+    assert!(pve.starts_with("not used: "), "{pve}");
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/cluster/resources")),
+        "Proxmox was asked"
+    );
+    assert_eq!(doc["sources"]["kubernetes"], "ok");
 }
