@@ -4,7 +4,6 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::{rootfs, sys};
 
 mod network;
+mod overlay;
 mod spec;
 
 pub use spec::{HostSpec, LabSpec};
@@ -293,63 +293,7 @@ impl Lab {
         self.save()?;
 
         // Per-host file systems.
-        let mut known_hosts = String::new();
-        for i in 0..self.st.hosts.len() {
-            let h = self.st.hosts[i].clone();
-            let base = wd.join("hosts").join(&h.name);
-            let (upper, work, merged) =
-                (base.join("upper"), base.join("work"), base.join("merged"));
-            for d in [&upper, &work, &merged] {
-                fs::create_dir_all(d)?;
-            }
-            let opts = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                self.st.rootfs.display(),
-                upper.display(),
-                work.display()
-            );
-            sys::run(
-                sys::cmd("mount")
-                    .args(["-t", "overlay", "overlay", "-o", &opts])
-                    .arg(&merged),
-            )
-            .with_context(|| format!("host {}: overlay mount failed (the work dir must be on a file system overlayfs accepts as upper, e.g. ext4/xfs/tmpfs, not overlayfs)", h.name))?;
-            let m = |p: &str| merged.join(p);
-            fs::write(m("etc/hostname"), format!("{}\n", h.name))?;
-            fs::write(m("etc/hosts"), self.etc_hosts(&h.name))?;
-            let mid = format!(
-                "{:016x}{:016x}\n",
-                sys::fnv1a(format!("{id}-{}-a-{:?}", h.name, SystemTime::now()).as_bytes()),
-                sys::fnv1a(format!("{id}-{}-b-{}", h.name, std::process::id()).as_bytes())
-            );
-            fs::write(m("etc/machine-id"), mid)?;
-            sys::run(
-                sys::cmd("ssh-keygen")
-                    .args(["-q", "-t", "ed25519", "-N", "", "-C"])
-                    .arg(format!("root@{}", h.name))
-                    .arg("-f")
-                    .arg(m("etc/ssh/ssh_host_ed25519_key")),
-            )?;
-            let hostpub = fs::read_to_string(m("etc/ssh/ssh_host_ed25519_key.pub"))?;
-            let mut parts = hostpub.split_whitespace();
-            let (kt, kb) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            known_hosts.push_str(&format!("{},{} {kt} {kb}\n", h.addr, h.name));
-            let sshdir = m("root/.ssh");
-            fs::create_dir_all(&sshdir)?;
-            fs::set_permissions(&sshdir, fs::Permissions::from_mode(0o700))?;
-            fs::write(sshdir.join("authorized_keys"), &pubkey)?;
-            fs::set_permissions(
-                sshdir.join("authorized_keys"),
-                fs::Permissions::from_mode(0o600),
-            )?;
-            // nspawn's global image lock is named after the image's device and inode.
-            let md = fs::metadata(&merged)?;
-            self.st.hosts[i].nspawn_lock = Some(PathBuf::from(format!(
-                "{NSPAWN_RUN_DIR}/locks/inode-{}:{}",
-                md.dev(),
-                md.ino()
-            )));
-        }
+        let known_hosts = self.prepare_host_fs(&pubkey)?;
         sys::write_atomic(&self.known_hosts(), known_hosts)?;
         sys::write_atomic(&self.ssh_config(), self.ssh_config_text())?;
         self.save()?;
@@ -606,19 +550,6 @@ impl Lab {
     /// Log of a host's systemd-nspawn (console output).
     pub fn host_log(&self, name: &str) -> PathBuf {
         self.st.work_dir.join("hosts").join(format!("{name}.log"))
-    }
-
-    /// /etc/hosts of a host: localhost, its own name on 127.0.1.1 (Debian's convention) and
-    /// every other lab host (there is no DNS in the lab).
-    fn etc_hosts(&self, me: &str) -> String {
-        let mut s = format!("127.0.0.1 localhost\n127.0.1.1 {me}\n");
-        for h in &self.st.hosts {
-            if h.name != me {
-                s.push_str(&format!("{} {}\n", h.addr, h.name));
-            }
-        }
-        s.push_str("::1 localhost ip6-localhost ip6-loopback\n");
-        s
     }
 
     /// The tail of a host's nspawn log and of its journal (read from the host side).
