@@ -96,6 +96,59 @@ pub fn parse_recap(output: &str) -> Vec<(String, u32, u32)> {
     hosts
 }
 
+/// One host's failure in a play's output: where it failed and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFailure {
+    pub host: String,
+    /// The task's name as Ansible prints it (`k3s_agent : Join the cluster`).
+    pub task: String,
+    pub unreachable: bool,
+}
+
+/// The hosts that failed and at which task, from the default callback's output
+/// (`TASK [role : name] ***` then `fatal: [host]: FAILED! => …` or `… UNREACHABLE! => …`).
+/// Failures Ansible ignored (`...ignoring` on the next line) are not failures.
+pub fn failures(output: &str) -> Vec<HostFailure> {
+    let mut task = String::new();
+    let mut found: Vec<HostFailure> = Vec::new();
+    for line in output.lines() {
+        let line = line.trim_start();
+        if let Some(rest) = line.strip_prefix("TASK [") {
+            task = rest.split(']').next().unwrap_or_default().to_string();
+        } else if line.starts_with("...ignoring") {
+            found.pop();
+        } else if let Some(rest) = line.strip_prefix("fatal: [") {
+            let Some((host, verdict)) = rest.split_once(']') else {
+                continue;
+            };
+            // `[host -> delegate]`: the failure belongs to the host the task ran for.
+            let host = host.split(" -> ").next().unwrap_or(host).to_string();
+            found.push(HostFailure {
+                host,
+                task: task.clone(),
+                unreachable: verdict.contains("UNREACHABLE!"),
+            });
+        }
+    }
+    found
+}
+
+/// `lab-worker-1 at "k3s_agent : Join the cluster"; lab-worker-2 unreachable at "…"`.
+pub fn describe_failures(failures: &[HostFailure]) -> String {
+    failures
+        .iter()
+        .map(|f| {
+            format!(
+                "{}{} at \"{}\"",
+                f.host,
+                if f.unreachable { " unreachable" } else { "" },
+                f.task
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The private key Ansible uses: `ANSIBLE_PRIVATE_KEY_FILE`, else `~/.ssh/id_ed25519`.
 pub fn private_key() -> Option<PathBuf> {
     std::env::var_os("ANSIBLE_PRIVATE_KEY_FILE")
@@ -112,6 +165,40 @@ mod tests {
         let out = "ansible-playbook [core 2.19.14]\n  config file = /x/ansible.cfg\n";
         assert_eq!(parse_core_version(out).as_deref(), Some("2.19.14"));
         assert_eq!(parse_core_version("nope"), None);
+    }
+
+    #[test]
+    fn names_the_failed_hosts_and_tasks() {
+        let out = "PLAY [k3s agents] ***\n\
+                   TASK [k3s_agent : Install the unit] ****\n\
+                   ok: [lab-worker-1]\n\
+                   fatal: [lab-worker-3]: FAILED! => {\"changed\": false, \"msg\": \"ignored\"}\n\
+                   ...ignoring\n\
+                   TASK [k3s_agent : Join the cluster] ****\n\
+                   fatal: [lab-worker-1]: FAILED! => {\"changed\": false, \"msg\": \"join failed\"}\n\
+                   fatal: [lab-worker-2 -> lab-cp-1]: UNREACHABLE! => {\"msg\": \"ssh: timed out\"}\n\
+                   PLAY RECAP ****\n";
+        let found = failures(out);
+        assert_eq!(
+            found,
+            vec![
+                HostFailure {
+                    host: "lab-worker-1".into(),
+                    task: "k3s_agent : Join the cluster".into(),
+                    unreachable: false,
+                },
+                HostFailure {
+                    host: "lab-worker-2".into(),
+                    task: "k3s_agent : Join the cluster".into(),
+                    unreachable: true,
+                },
+            ]
+        );
+        assert_eq!(
+            describe_failures(&found),
+            "lab-worker-1 at \"k3s_agent : Join the cluster\"; \
+             lab-worker-2 unreachable at \"k3s_agent : Join the cluster\""
+        );
     }
 
     #[test]

@@ -282,13 +282,29 @@ impl<'a> Run<'a> {
         cmd: &Cmd,
         outcome: Outcome,
     ) -> anyhow::Result<Outcome> {
+        self.check_explained(stage, log_name, cmd, outcome, None)
+    }
+
+    /// [`Run::check`] with what the tool's output says went wrong (e.g. the hosts and tasks that
+    /// failed), on the failure's first line.
+    pub fn check_explained(
+        &self,
+        stage: Stage,
+        log_name: &str,
+        cmd: &Cmd,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> anyhow::Result<Outcome> {
         if outcome.interrupted {
             return Err(Failure::Interrupted(stage.name().to_string()).into());
         }
         if outcome.success() {
             return Ok(outcome);
         }
-        let why = outcome.failure_text(&cmd.what);
+        let mut why = outcome.failure_text(&cmd.what);
+        if let Some(detail) = detail {
+            why = format!("{why}: {detail}");
+        }
         Err(Failure::Stage {
             stage: stage.name().to_string(),
             message: format!(

@@ -347,7 +347,11 @@ fn configure(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<Done> {
     }
     let token = ensure_token(&ctx.env.token_file())?;
     run.redactor.add(token);
-    let out = run.exec_checked(stage, &site, Capture::Stdout)?;
+    let out = run.exec(stage, &site, Capture::Stdout)?;
+    // A failure's summary names the hosts and tasks that failed; the log has the rest.
+    let failed = ansible::failures(&out.stdout);
+    let detail = (!failed.is_empty()).then(|| ansible::describe_failures(&failed));
+    let out = run.check_explained(stage, stage.name(), &site, out, detail)?;
     let recap = ansible::parse_recap(&out.stdout);
     let changed: u32 = recap.iter().map(|(_, c, _)| c).sum();
     Ok(Done::Succeeded(format!(

@@ -70,6 +70,14 @@ echo "fake ansible-playbook $*"
 echo "token in output: $(cat "$EM_INFRA_ENV_DIR/k3s-token" 2>/dev/null) api: $PROXMOX_VE_API_TOKEN"
 case "$(cat "$here/mode")" in
   fail) echo "TASK [k3s_agent : join] fatal: unreachable"; exit 2 ;;
+  fail-hosts) printf '%s\n' "TASK [k3s_agent : Join the cluster] ****" \
+        'fatal: [lab-worker-1]: FAILED! => {"changed": false, "msg": "join refused"}' \
+        'fatal: [lab-worker-2]: UNREACHABLE! => {"msg": "ssh: connect timed out"}' \
+        "PLAY RECAP *********" \
+        "lab-cp-1 : ok=10 changed=0 unreachable=0 failed=0" \
+        "lab-worker-1 : ok=3 changed=0 unreachable=0 failed=1" \
+        "lab-worker-2 : ok=0 changed=0 unreachable=1 failed=0"
+        exit 2 ;;
   hang) trap 'echo "got SIGINT"; touch "$here/interrupted"; exit 130' INT
         echo $$ > "$here/pid"
         echo "hanging"; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exit 0 ;;
@@ -286,6 +294,37 @@ fn start_hanging_up(repo: &Offline) -> std::process::Child {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_configure_failure_names_the_failed_hosts_and_tasks_in_its_summary() {
+    if !terraform_available() {
+        return;
+    }
+    let repo = Offline::new();
+    repo.ansible_mode("fail-hosts");
+    let failed = repo.run(&["up", "--to", "configure"]);
+    assert_eq!(code(&failed), 4);
+    let named = "ansible-playbook site.yml exited with code 2: \
+                 lab-worker-1 at \"k3s_agent : Join the cluster\"; \
+                 lab-worker-2 unreachable at \"k3s_agent : Join the cluster\"";
+    assert!(stderr(&failed).contains(named), "{}", stderr(&failed));
+    // The one-line record (runs list, state.json) carries it too.
+    let configure = repo.last_summary()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "configure")
+        .unwrap()
+        .clone();
+    let first_line = configure["message"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(first_line.contains(named), "{first_line}");
 }
 
 #[test]
