@@ -14,6 +14,7 @@ mod pve_server;
 mod ansible_lab;
 mod check;
 mod doctor;
+mod fault_injection;
 mod inventory;
 mod lab_e2e;
 mod lock;

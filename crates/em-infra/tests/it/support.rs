@@ -288,8 +288,9 @@ pub(crate) fn lab_for_fixture(repo: &Repo) -> testlab::Lab {
     testlab::Lab::up(spec).expect("lab up")
 }
 
-/// Run em-infra inside the lab's controller namespace, with the lab's SSH settings.
-pub(crate) fn em_in_lab(lab: &testlab::Lab, repo: &Repo, args: &[&str]) -> Output {
+/// em-infra inside the lab's controller namespace, with the lab's SSH settings (`ip netns exec`
+/// execs it, so the child's pid is em-infra's).
+pub(crate) fn em_in_lab_cmd(lab: &testlab::Lab, repo: &Repo, args: &[&str]) -> Command {
     let mut cmd = lab.command(env!("CARGO_BIN_EXE_em-infra"));
     repo.configure(&mut cmd);
     cmd.envs(lab.ansible_env())
@@ -303,5 +304,13 @@ pub(crate) fn em_in_lab(lab: &testlab::Lab, repo: &Repo, args: &[&str]) -> Outpu
         // tested against recorded responses in tests/verify.rs.
         cmd.env("EM_INFRA_VERIFY_API", "false");
     }
-    run_logged(&mut cmd, &format!("em-infra {}", args.join(" ")))
+    cmd
+}
+
+/// Run em-infra inside the lab's controller namespace, with the lab's SSH settings.
+pub(crate) fn em_in_lab(lab: &testlab::Lab, repo: &Repo, args: &[&str]) -> Output {
+    run_logged(
+        &mut em_in_lab_cmd(lab, repo, args),
+        &format!("em-infra {}", args.join(" ")),
+    )
 }
