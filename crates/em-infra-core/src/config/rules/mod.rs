@@ -12,6 +12,7 @@ mod contract;
 mod gpu;
 mod network;
 mod patterns;
+mod placement;
 mod sizes;
 mod vm_ids;
 
@@ -23,7 +24,6 @@ pub use patterns::{
     is_bridge_name, is_dns_label, is_mapping_name, is_node_name, is_pci_id, is_user_name,
 };
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use hcl::Value;
@@ -32,7 +32,7 @@ use crate::config::Environment;
 use crate::config::finding::Finding;
 use crate::config::hclsrc::{SourceFile, ValuePath};
 use crate::config::tfvars::{Origin, Setting, Values, merge};
-use crate::config::topology::{Inputs, Loaded, derive, node_slots};
+use crate::config::topology::{Inputs, Loaded, derive};
 use crate::config::wiring::Module;
 use crate::failure::bad_input;
 
@@ -415,64 +415,6 @@ impl Rules<'_> {
             Value::as_bool,
         )
     }
-
-    /// `node_placement`: each value a Proxmox node name, each key a node of this cluster.
-    fn node_placement(
-        &mut self,
-        cluster: &str,
-        wc: u32,
-        gc: u32,
-    ) -> Option<BTreeMap<String, String>> {
-        const NAME: &str = "node_placement";
-        let v = self.value(NAME)?;
-        let map = self.typed(
-            NAME,
-            &ValuePath::root(),
-            &v,
-            "a map of node name to Proxmox node",
-            |v| v.as_object().cloned(),
-        )?;
-        let names: Vec<String> = node_slots(cluster, wc, gc)
-            .into_iter()
-            .map(|(n, _, _)| n)
-            .collect();
-        let before = self.findings.len();
-        let mut out = BTreeMap::new();
-        for (key, value) in &map {
-            let path = ValuePath::root().key(key);
-            match value.as_str() {
-                Some(s) if is_node_name(s) => {
-                    out.insert(key.clone(), s.to_string());
-                }
-                _ => self.report(
-                    NAME,
-                    &path,
-                    Some(value),
-                    "is not a valid Proxmox node name (letters, digits and '-', not starting or ending with '-')",
-                    "use the Proxmox node name, e.g. \"pve\"",
-                ),
-            }
-            if !names.contains(key) {
-                let fix = match crate::config::finding::did_you_mean(
-                    key,
-                    names.iter().map(String::as_str),
-                ) {
-                    Some(s) => {
-                        format!("did you mean \"{s}\"? Node names are: {}", names.join(", "))
-                    }
-                    None => format!("use one of {}, or remove the entry", names.join(", ")),
-                };
-                self.report(
-                    NAME,
-                    &path,
-                    Some(value),
-                    format!("\"{key}\" is not a node name of this cluster"),
-                    fix,
-                );
-            }
-        }
-        (self.findings.len() == before).then_some(out)
-    }
 }
 
 fn is_whole(n: f64) -> bool {
@@ -532,24 +474,6 @@ mod tests {
         assert_eq!(fields("worker_count = -1"), ["worker_count"]);
         assert!(fields("worker_count = 0").is_empty());
         assert!(fields("worker_count = 30").is_empty());
-    }
-
-    #[test]
-    fn placement_rules() {
-        assert!(fields("node_placement = { \"k3s-dev-worker-2\" = \"pve2\" }").is_empty());
-        assert_eq!(
-            fields("node_placement = { \"k3s-dev-worker-3\" = \"pve2\" }"),
-            ["node_placement[\"k3s-dev-worker-3\"]"]
-        );
-        assert_eq!(
-            fields("node_placement = { \"k3s-dev-cp-1\" = \"pve 2\" }"),
-            ["node_placement[\"k3s-dev-cp-1\"]"]
-        );
-        // The key rule needs a valid cluster_name: only the root cause is reported.
-        assert_eq!(
-            fields("cluster_name = \"Bad\"\nnode_placement = { \"x\" = \"pve\" }"),
-            ["cluster_name"]
-        );
     }
 
     /// Terraform skips *all* rules of a variable when any of its validation blocks reads an
