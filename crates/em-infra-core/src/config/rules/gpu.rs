@@ -8,8 +8,8 @@ use hcl::Value;
 use crate::config::hclsrc::ValuePath;
 use crate::config::topology::{Gpu, GpuWorker};
 
-use super::Rules;
 use super::patterns::{is_mapping_name, is_node_name, is_pci_id};
+use super::validate::Rules;
 
 impl Rules<'_> {
     pub(super) fn gpu_workers(&mut self, allow_raw: bool) -> Option<Vec<GpuWorker>> {

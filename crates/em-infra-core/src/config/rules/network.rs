@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use crate::config::hclsrc::ValuePath;
 use crate::config::topology::{Ipv4Cidr, highest_slot, node_slots, parse_ipv4};
 
-use super::{Rules, is_whole};
+use super::validate::{Rules, is_whole};
 
 impl Rules<'_> {
     /// `network_cidr`: an IPv4 CIDR with prefix /8–/30 and room for the highest host number.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crate::config::hclsrc::ValuePath;
 use crate::config::topology::node_slots;
 
-use super::Rules;
 use super::patterns::is_node_name;
+use super::validate::Rules;
 
 impl Rules<'_> {
     /// `node_placement`: each value a Proxmox node name, each key a node of this cluster.

@@ -6,7 +6,7 @@ use hcl::Value;
 use crate::config::hclsrc::ValuePath;
 use crate::config::topology::VmSize;
 
-use super::{Rules, is_whole};
+use super::validate::{Rules, is_whole};
 
 impl Rules<'_> {
     pub(super) fn size(

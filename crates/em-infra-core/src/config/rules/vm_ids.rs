@@ -3,7 +3,7 @@
 
 use crate::config::topology::{highest_slot, node_slots};
 
-use super::{Rules, is_whole};
+use super::validate::{Rules, is_whole};
 
 impl Rules<'_> {
     /// `vm_id_base`: a whole number putting every node's VM ID inside 100–999999999.
