@@ -5,6 +5,9 @@
 //! provider, which needs the internet and a registry; these checks need only the files, so they
 //! run first, offline, and name the file and line to edit.
 
+#[cfg(test)]
+mod test_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -806,32 +809,8 @@ pub fn module_dirs(env_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{OUTPUTS, fields, tree};
     use super::*;
-
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let p = dir.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        dir
-    }
-
-    fn fields(findings: &[Finding]) -> Vec<String> {
-        let mut v: Vec<_> = findings.iter().map(|f| f.field.clone()).collect();
-        v.sort();
-        v
-    }
-
-    const OUTPUTS: &str = r#"
-output "cluster_name" { value = "x" }
-output "ssh_user" { value = "x" }
-output "control_plane_ips" { value = [] }
-output "worker_ips" { value = [] }
-output "gpu_worker_ips" { value = [] }
-output "nodes" { value = {} }
-"#;
 
     #[test]
     fn normalize_resolves_dot_dot() {
