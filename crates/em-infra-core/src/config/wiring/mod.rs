@@ -4,6 +4,10 @@
 //! `terraform validate` finds some of this too, but it needs `terraform init`, which needs the
 //! provider, which needs the internet and a registry; these checks need only the files, so they
 //! run first, offline, and name the file and line to edit.
+//!
+//! [`check`] walks the module tree; the checks live by what they look at: `args` (module
+//! arguments), `refs` (`var.`, `local.` and `module.` references), `contract` (outputs and
+//! variables) and `provider` (the version pin). [`Module`] and [`ModuleCall`] are what they share.
 
 mod args;
 mod contract;
