@@ -151,7 +151,7 @@ fn killed_or_interrupted_inside_any_stage_resumes_to_a_correct_cluster() {
     // The longest delay stays well inside what follows the tool's start (configure alone takes
     // many seconds; verify's post-checks at least one).
     for (args, stage, tool, max_delay_ms) in [
-        (&["up"][..], "provision", "terraform apply", 1500),
+        (&["up"][..], "provision", " apply ", 1500),
         (
             &["up", "--from", "configure"][..],
             "configure",
