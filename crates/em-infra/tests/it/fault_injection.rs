@@ -8,10 +8,9 @@ use std::fs;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{self, Repo, code, stderr, terraform_available};
 use em_infra_core::engine::lock::{LockHolder, RunningTool};
 use serde_json::Value;
-
-use crate::support::{self, Repo, code, stderr, terraform_available};
 
 /// A delay in `0..max_ms`, different on every call (the kill lands at a random point).
 fn random_delay(max_ms: u64) -> Duration {
@@ -66,6 +65,17 @@ fn start_until_tool(
         assert!(Instant::now() < deadline, "{stage} never ran {tool}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The stages whose recorded result in `state.json` is `result`.
+fn stages_with(repo: &Repo, result: &str) -> Vec<String> {
+    repo.state()["stages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s["result"] == result)
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// The tool the lock's record says is running, if any.
@@ -169,37 +179,51 @@ fn killed_or_interrupted_inside_any_stage_resumes_to_a_correct_cluster() {
         assert_eq!(code, None, "killed by the signal");
         // The start was written ahead: the killed stage (or, when the kill landed after its
         // tool, a later one) is where --resume continues.
-        let state: Value =
-            serde_json::from_str(&fs::read_to_string(repo.state_dir().join("state.json")).unwrap())
-                .unwrap();
         assert!(
-            state["stages"]
-                .as_object()
-                .unwrap()
-                .values()
-                .any(|s| s["result"] == "running"),
-            "no stage recorded as running after SIGKILL inside {stage}: {state:#}"
+            stages_with(&repo, "running").len() == 1,
+            "one stage recorded as running after SIGKILL inside {stage}: {:?}",
+            repo.state()
         );
         resume_to_green(&lab, &repo);
     }
 
-    // SIGINT inside configure: exit 130, recorded, and the lock is released.
-    let (code, _) = signal_inside(
-        &lab,
-        &repo,
-        &["up", "--from", "configure"],
-        "configure",
-        "site.yml",
-        libc::SIGINT,
-        3000,
-    );
-    assert_eq!(code, Some(130));
-    assert!(
-        !repo.state_dir().join("lock").exists(),
-        "the lock is released after an interruption"
-    );
-    assert_eq!(repo.stage_result("configure"), "interrupted");
-    resume_to_green(&lab, &repo);
+    // SIGINT inside each of them: exit 130, the stage recorded interrupted (the tool got the
+    // signal and stopped before em-infra exited), and the lock released.
+    for (args, stage, tool, max_delay_ms) in [
+        (
+            &["up", "--from", "provision"][..],
+            "provision",
+            " plan ",
+            300,
+        ),
+        (
+            &["up", "--from", "configure"][..],
+            "configure",
+            "site.yml",
+            3000,
+        ),
+        (
+            &["up", "--from", "verify"][..],
+            "verify",
+            "post-checks.yml",
+            400,
+        ),
+    ] {
+        let (code, _) = signal_inside(&lab, &repo, args, stage, tool, libc::SIGINT, max_delay_ms);
+        assert_eq!(code, Some(130), "SIGINT inside {stage}");
+        assert!(
+            !repo.state_dir().join("lock").exists(),
+            "the lock is released after an interruption inside {stage}"
+        );
+        // The stage where the signal took effect: this one, or the next when it landed between
+        // two of this stage's commands after its last tool had finished.
+        assert!(
+            stages_with(&repo, "interrupted").len() == 1,
+            "one stage interrupted after SIGINT inside {stage}: {:?}",
+            repo.state()
+        );
+        resume_to_green(&lab, &repo);
+    }
 
     lab.down().expect("lab down");
     assert_eq!(lab.leftovers(), Vec::<String>::new());
