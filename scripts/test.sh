@@ -21,9 +21,9 @@ else
   echo "not root: skipping apt (the lab tests will skip; install ${debs[*]} yourself)"
 fi
 
-step "python tools (.venv, pinned in requirements-dev.txt)"
+step "python tools (.venv, pinned in requirements-dev.txt and the runtime pins it includes)"
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+want=$(cat requirements-dev.txt requirements-runtime.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/ansible-playbook ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt

@@ -28,6 +28,66 @@ pub fn program(project: &Project, name: &str) -> PathBuf {
     }
 }
 
+/// The pinned runtime requirements (ansible-core), relative to the repository root.
+pub const RUNTIME_REQUIREMENTS: &str = "requirements-runtime.txt";
+/// Written into `.venv` after em-infra installed [`RUNTIME_REQUIREMENTS`] there: their hash.
+const RUNTIME_STAMP: &str = ".venv/.em-infra-runtime.sha256";
+
+/// What it takes to have the pinned Ansible runtime in `<root>/.venv`: nothing (it is there, or
+/// `EM_INFRA_ANSIBLE_BIN_DIR` points elsewhere), or these commands, in order. The test command's
+/// `.venv` (dev requirements include the runtime ones) counts as there.
+pub fn runtime_setup(project: &Project) -> Vec<Cmd> {
+    if std::env::var_os("EM_INFRA_ANSIBLE_BIN_DIR").is_some() {
+        return Vec::new();
+    }
+    let venv = project.root.join(".venv");
+    let installed = venv.join("bin/ansible-playbook").is_file();
+    let stamp = std::fs::read_to_string(project.root.join(RUNTIME_STAMP)).ok();
+    if installed && stamp.is_none_or(|s| Some(s.trim().to_string()) == runtime_hash(project)) {
+        return Vec::new();
+    }
+    let mut cmds = Vec::new();
+    if !venv.join("bin/python3").is_file() {
+        cmds.push(
+            Cmd::new("python3", "python3 -m venv .venv")
+                .cwd(&project.root)
+                .args(["-m", "venv", ".venv"]),
+        );
+    }
+    cmds.push(
+        Cmd::new(
+            venv.join("bin/pip"),
+            format!("pip install -r {RUNTIME_REQUIREMENTS}"),
+        )
+        .cwd(&project.root)
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            RUNTIME_REQUIREMENTS,
+        ]),
+    );
+    cmds
+}
+
+/// Record that `.venv` holds the current runtime requirements (after [`runtime_setup`]'s
+/// commands succeeded), so a changed pin installs again.
+pub fn mark_runtime_installed(project: &Project) -> anyhow::Result<()> {
+    let hash = runtime_hash(project).unwrap_or_default();
+    crate::fsutil::write_atomic(
+        &project.root.join(RUNTIME_STAMP),
+        format!("{hash}\n").as_bytes(),
+        0o644,
+    )
+}
+
+fn runtime_hash(project: &Project) -> Option<String> {
+    std::fs::read(project.root.join(RUNTIME_REQUIREMENTS))
+        .ok()
+        .map(|bytes| blake3::hash(&bytes).to_hex().to_string())
+}
+
 /// `ansible-playbook <playbook>` against the environment's inventory.
 pub fn playbook(project: &Project, env: &Environment, playbook: &str, what: &str) -> Cmd {
     let mut cmd = Cmd::new(program(project, "ansible-playbook"), what)

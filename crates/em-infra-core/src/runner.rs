@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -191,6 +191,32 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// How to install a program em-infra runs, on Debian/Ubuntu (the workstation the docs assume).
+pub fn install_hint(program: &str) -> String {
+    let name = Path::new(program)
+        .file_name()
+        .map_or_else(|| program.to_string(), |n| n.to_string_lossy().into_owned());
+    match name.as_str() {
+        "terraform" | "tofu" => "install Terraform ≥ 1.9 from HashiCorp's apt repository \
+             (https://developer.hashicorp.com/terraform/install: `sudo apt install terraform`) or \
+             OpenTofu (`sudo apt install tofu` from its repository)"
+            .to_string(),
+        "python3" => {
+            "install Python 3 with venv: `sudo apt install python3 python3-venv`".to_string()
+        }
+        "ssh" | "ssh-keygen" => {
+            "install the OpenSSH client: `sudo apt install openssh-client`".to_string()
+        }
+        n if n.starts_with("ansible") => {
+            "em-infra installs the pinned ansible-core into .venv on its \
+             first run (`em-infra up`); or `python3 -m venv .venv && .venv/bin/pip install -r \
+             requirements-runtime.txt`, or point EM_INFRA_ANSIBLE_BIN_DIR at an existing install"
+                .to_string()
+        }
+        _ => "install it".to_string(),
+    }
+}
+
 /// How a child ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -337,8 +363,9 @@ pub fn run(
         let program = cmd.program.to_string_lossy();
         if e.kind() == std::io::ErrorKind::NotFound {
             crate::failure::Failure::Preflight(format!(
-                "{program} not found on PATH (needed for {}): install it",
-                cmd.what
+                "{program} not found on PATH (needed for {}): {}",
+                cmd.what,
+                install_hint(&program)
             ))
             .into()
         } else {

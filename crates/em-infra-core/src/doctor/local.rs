@@ -108,7 +108,9 @@ pub(super) fn check_terraform(report: &mut DoctorReport, exec: &mut Exec<'_>) {
 
 pub(super) fn check_ansible(report: &mut DoctorReport, exec: &mut Exec<'_>, project: &Project) {
     let name = "ansible-core";
-    let fix = "install ansible-core ≥ 2.15 (`./scripts/test.sh` puts a pinned one in .venv; or set EM_INFRA_ANSIBLE_BIN_DIR)";
+    let fix = "`em-infra up` installs the pinned ansible-core into .venv on its first run (or: \
+               `python3 -m venv .venv && .venv/bin/pip install -r requirements-runtime.txt`; or set \
+               EM_INFRA_ANSIBLE_BIN_DIR to an install of ansible-core ≥ 2.15)";
     let program = crate::ansible::program(project, "ansible-playbook");
     match output_of(exec, &program, &["--version"]) {
         Ok((out, _)) => match crate::ansible::parse_core_version(&out) {

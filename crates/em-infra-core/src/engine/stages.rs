@@ -86,6 +86,7 @@ pub fn run_stage(
 fn preflight(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<Done> {
     use crate::doctor::{Group, Status};
     let stage = Stage::Preflight;
+    setup_runtime(ctx, run)?;
     // The preflight stage is `em-infra doctor`: local tools and inputs, then the Proxmox host.
     let report =
         crate::doctor::checks(ctx.project, ctx.env, Some(&ctx.tfvars), None, &mut |cmd| {
@@ -143,6 +144,36 @@ fn preflight(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<Done> {
     } else {
         Err(Failure::Preflight(summary).into())
     }
+}
+
+/// On first use, the pinned Ansible runtime goes into `.venv` (said, logged, and run through the
+/// runner like every tool); a later run finds it there. Also in a dry run: it changes nothing
+/// outside the repository, and without it the dry run could not check the tools.
+fn setup_runtime(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<()> {
+    let stage = Stage::Preflight;
+    let cmds = ansible::runtime_setup(ctx.project);
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    run.message(
+        stage,
+        format!(
+            "setting up the pinned Ansible runtime in .venv ({}; first run only)",
+            ansible::RUNTIME_REQUIREMENTS
+        ),
+    )?;
+    for cmd in &cmds {
+        let out = run.exec(stage, cmd, Capture::LogOnly)?;
+        let venv_module_missing = out
+            .tail
+            .iter()
+            .any(|l| l.contains("ensurepip is not available"));
+        let detail = venv_module_missing.then(|| {
+            "python3's venv module is missing: `sudo apt install python3-venv`".to_string()
+        });
+        run.check_explained(stage, stage.name(), cmd, out, detail)?;
+    }
+    ansible::mark_runtime_installed(ctx.project)
 }
 
 fn prepare(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<Done> {

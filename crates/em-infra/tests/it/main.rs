@@ -15,6 +15,7 @@ mod ansible_lab;
 mod check;
 mod doctor;
 mod fault_injection;
+mod first_run;
 mod inventory;
 mod lab_e2e;
 mod lock;
