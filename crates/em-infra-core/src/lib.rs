@@ -12,6 +12,7 @@
 //! - [`proxmox`]: the typed Proxmox VE API client; [`doctor`]: checks before a run
 //! - [`prepare`]: the template on the Proxmox host; [`kube`]: verification through the Kubernetes API
 //! - [`status`]: Proxmox and Kubernetes views of the nodes, joined
+//! - [`init`]: an environment's tfvars from its example and the Proxmox host
 //! - [`failure`]: the typed failures; [`text`]: plain-text columns for records; [`fsutil`]: atomic,
 //!   private files
 
@@ -21,6 +22,7 @@ pub mod doctor;
 pub mod engine;
 pub mod failure;
 pub mod fsutil;
+pub mod init;
 pub mod inventory;
 pub mod kube;
 pub mod prepare;

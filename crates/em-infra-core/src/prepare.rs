@@ -285,6 +285,7 @@ pub fn run(
     refresh: bool,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> anyhow::Result<Option<TemplateResult>> {
+    env.own_tfvars()?;
     let work_dir = env.state_dir.join("prepare");
     if std::env::var("PROXMOX_VE_ENDPOINT").map_or(true, |e| e.trim().is_empty()) {
         // Checked before anything is written (write_inputs checks again for the stage).

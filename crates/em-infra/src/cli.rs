@@ -56,6 +56,10 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Write the environment's terraform.tfvars from its example and the Proxmox host.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Init(InitArgs),
+
     /// Static checks of the Terraform code and the tfvars, before anything touches Proxmox.
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
@@ -108,6 +112,83 @@ pub(crate) struct EnvArg {
         value_name = "NAME|DIR"
     )]
     pub(crate) env: String,
+}
+
+/// `init`: what the Proxmox host cannot know comes from these flags (or, on a terminal, a
+/// question); the rest is read from the host when PROXMOX_VE_ENDPOINT and PROXMOX_VE_API_TOKEN are
+/// set, else kept from the example. Each flag sets the tfvars variable of its name.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArg,
+
+    /// Replace an existing terraform.tfvars (the current one is kept as a backup beside it).
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// The LAN the VMs join, e.g. 192.168.10.0/24 (asked when missing).
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) network_cidr: Option<String>,
+
+    /// The LAN's gateway, e.g. 192.168.10.1 (asked when missing).
+    #[arg(long, value_name = "IP")]
+    pub(crate) gateway: Option<String>,
+
+    /// Name prefix of every node (default: the example's).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) cluster_name: Option<String>,
+
+    /// Number of workers (default: the example's).
+    #[arg(long, value_name = "N")]
+    pub(crate) worker_count: Option<u32>,
+
+    /// One GPU worker per PCI resource mapping of this name (repeat for more).
+    #[arg(long = "gpu-mapping", value_name = "MAPPING")]
+    pub(crate) gpu_mappings: Vec<String>,
+
+    /// The Proxmox node for the VMs (default: the host's only online node).
+    #[arg(long, value_name = "NODE")]
+    pub(crate) proxmox_node: Option<String>,
+
+    /// Storage for the VM disks (default: the active one with the most free space).
+    #[arg(long, value_name = "STORAGE")]
+    pub(crate) datastore_id: Option<String>,
+
+    /// Bridge for the VMs (default: vmbr0, else the node's first bridge).
+    #[arg(long, value_name = "BRIDGE")]
+    pub(crate) network_bridge: Option<String>,
+
+    /// First VM ID of the nodes (default: the first free range from the example's).
+    #[arg(long, value_name = "ID")]
+    pub(crate) vm_id_base: Option<u64>,
+
+    /// VM ID of the template (default: the example's, if free or already a template).
+    #[arg(long, value_name = "ID")]
+    pub(crate) template_vm_id: Option<u64>,
+
+    /// Public key the nodes accept (default: the example's).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ssh_public_key_path: Option<String>,
+}
+
+impl InitArgs {
+    pub(crate) fn init_options(&self) -> em_infra_core::init::InitOptions {
+        em_infra_core::init::InitOptions {
+            env: self.env.env.clone(),
+            force: self.force,
+            cluster_name: self.cluster_name.clone(),
+            proxmox_node: self.proxmox_node.clone(),
+            network_cidr: self.network_cidr.clone(),
+            gateway: self.gateway.clone(),
+            network_bridge: self.network_bridge.clone(),
+            datastore_id: self.datastore_id.clone(),
+            worker_count: self.worker_count,
+            vm_id_base: self.vm_id_base,
+            template_vm_id: self.template_vm_id,
+            gpu_mappings: self.gpu_mappings.clone(),
+            ssh_public_key_path: self.ssh_public_key_path.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

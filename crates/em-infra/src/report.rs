@@ -103,6 +103,10 @@ impl Frontend for HumanReporter<'_> {
         confirm(self.printer, question)
     }
 
+    fn ask(&self, question: &Question) -> anyhow::Result<String> {
+        ask(self.printer, question)
+    }
+
     fn exit_code(&self, failure: Option<&anyhow::Error>) -> u8 {
         failure.map_or(crate::exit::code::OK, crate::exit::exit_code_of)
     }
@@ -122,6 +126,10 @@ impl Frontend for JsonReporter<'_> {
 
     fn confirm(&self, question: &Question) -> anyhow::Result<bool> {
         confirm(self.printer, question)
+    }
+
+    fn ask(&self, question: &Question) -> anyhow::Result<String> {
+        ask(self.printer, question)
     }
 
     fn exit_code(&self, failure: Option<&anyhow::Error>) -> u8 {
@@ -157,11 +165,42 @@ fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
             printer.line(format!(
                 "This destroys every VM of environment {env} ({dir}). Type the environment name to go on:"
             ));
-            let mut answer = String::new();
-            std::io::stdin().lock().read_line(&mut answer)?;
-            Ok(answer.trim() == env)
+            Ok(read_answer()? == *env)
+        }
+        Question::Value { .. } => Ok(!ask(printer, question)?.is_empty()),
+    }
+}
+
+/// A value from the terminal; without one (or for a yes/no question), the flag that gives it.
+fn ask(printer: &Printer, question: &Question) -> anyhow::Result<String> {
+    match question {
+        Question::Value {
+            variable,
+            prompt,
+            flag,
+        } => {
+            if !std::io::stdin().is_terminal() {
+                return Err(bad_input(format!(
+                    "{variable} is needed ({prompt}): pass {flag} (there is no terminal to ask)"
+                )));
+            }
+            printer.line(format!("{variable}: {prompt}?"));
+            let answer = read_answer()?;
+            if answer.is_empty() {
+                return Err(bad_input(format!("{variable}: no answer; pass {flag}")));
+            }
+            Ok(answer)
+        }
+        Question::DestroyEnvironment { .. } => {
+            confirm(printer, question).map(|yes| if yes { "yes" } else { "" }.to_string())
         }
     }
+}
+
+fn read_answer() -> anyhow::Result<String> {
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim().to_string())
 }
 
 /// The end of a run: its table on stderr, and with `--json` the summary on stdout.

@@ -110,6 +110,22 @@ impl Environment {
         self.state_dir.join("kubeconfig")
     }
 
+    /// The environment's own tfvars, which a run that changes anything needs: the example may
+    /// serve `check` and `--dry-run`, never a run that creates VMs on the example's network.
+    pub fn own_tfvars(&self) -> anyhow::Result<PathBuf> {
+        let real = self.dir.join("terraform.tfvars");
+        if real.is_file() {
+            return Ok(real);
+        }
+        Err(crate::failure::bad_input(format!(
+            "{} has no terraform.tfvars (only the example, whose network and IDs are not yours): \
+             write it with `em-infra init --env {}` (it asks the Proxmox host), or copy and edit the \
+             example; `em-infra up --dry-run` shows the example's plan meanwhile",
+            self.dir.display(),
+            self.name
+        )))
+    }
+
     /// The tfvars the environment is run with: `terraform.tfvars`, else the example.
     pub fn default_tfvars(&self) -> PathBuf {
         let real = self.dir.join("terraform.tfvars");

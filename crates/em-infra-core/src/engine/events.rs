@@ -109,6 +109,12 @@ pub struct Event {
 pub enum Question {
     /// `down`/`reset`: destroy every VM of `env` (in `dir`)? The answer must repeat `env`.
     DestroyEnvironment { env: String, dir: String },
+    /// `init`: a tfvars value the Proxmox host cannot know. `flag` gives it without asking.
+    Value {
+        variable: String,
+        prompt: String,
+        flag: String,
+    },
 }
 
 /// The caller's side of the boundary: it receives every event, answers questions, and says which
@@ -120,6 +126,9 @@ pub trait Frontend {
     /// Ask `question`; `Ok(false)` means "no". A front end that cannot ask (no terminal) returns a
     /// bad-input failure that says which flag answers it.
     fn confirm(&self, question: &Question) -> anyhow::Result<bool>;
+    /// Ask for a value ([`Question::Value`]); a front end that cannot ask returns a bad-input
+    /// failure naming the flag.
+    fn ask(&self, question: &Question) -> anyhow::Result<String>;
     /// The process exit code of an outcome (`None`: success), recorded with the run.
     fn exit_code(&self, failure: Option<&anyhow::Error>) -> u8;
 }

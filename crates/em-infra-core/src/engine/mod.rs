@@ -162,6 +162,9 @@ pub fn up(
     frontend: &dyn Frontend,
 ) -> anyhow::Result<Option<RunReport>> {
     let env = project.environment(&opts.env)?;
+    if !opts.dry_run {
+        env.own_tfvars()?;
+    }
     crate::fsutil::ensure_private_dir(&env.state_dir)?;
     // A dry run changes nothing, so it neither takes the lock nor touches state.json.
     let lock = if opts.dry_run {

@@ -25,8 +25,8 @@ use serde::de::DeserializeOwned;
 
 pub use error::ProxmoxError;
 pub use types::{
-    NetworkInterface, NodeStatus, NodeSummary, PciDevice, PciMapEntry, PciMapping, StorageStatus,
-    TaskStatus, Upid, Version, VmConfig,
+    NetworkInterface, NodeStatus, NodeStorage, NodeSummary, PciDevice, PciMapEntry, PciMapping,
+    StorageStatus, TaskStatus, Upid, Version, VmConfig,
 };
 
 /// One VM or template as `GET /cluster/resources?type=vm` lists it (containers too: they share
@@ -390,6 +390,23 @@ impl Client {
             enc(node),
             enc(storage)
         ))
+    }
+
+    /// `GET /nodes/{node}/storage?content=images`: the storages on `node` that take VM disks.
+    pub fn image_storages(&self, node: &str) -> Result<Vec<NodeStorage>, ProxmoxError> {
+        self.get(&format!("/nodes/{}/storage?content=images", enc(node)))
+    }
+
+    /// Whether VM ID `vmid` is free cluster-wide, asked with `GET /cluster/nextid?vmid=N`. Unlike
+    /// `/cluster/resources`, this sees every guest, also those the token may not audit: PVE
+    /// answers the ID when it is free and `400` ("VM N already exists", a parameter error) when it
+    /// is taken (PVE::API2::Cluster `nextid`).
+    pub fn vmid_free(&self, vmid: u64) -> Result<bool, ProxmoxError> {
+        match self.get::<serde_json::Value>(&format!("/cluster/nextid?vmid={vmid}")) {
+            Ok(_) => Ok(true),
+            Err(ProxmoxError::Status { status: 400, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /nodes/{node}/network` (bridges the token may not use are hidden).

@@ -253,6 +253,14 @@ impl PropertyString {
     }
 }
 
+/// One entry of `GET /nodes/{node}/storage` (the storages the token may see on that node).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeStorage {
+    pub storage: String,
+    #[serde(flatten)]
+    pub status: StorageStatus,
+}
+
 /// `GET /nodes/{node}/storage/{storage}/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct StorageStatus {

@@ -3,6 +3,7 @@
 
 mod check;
 mod doctor;
+mod init;
 mod inventory;
 mod prepare;
 mod runs;
@@ -25,6 +26,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         ));
     }
     match cli.command {
+        Command::Init(args) => init::run(&project, &args, printer),
         Command::Check(args) => check::run(&project, &args, printer),
         Command::Inventory(args) => inventory::run(&project, &args, printer),
         Command::Up(args) => up::up(&project, &args.run, printer),
@@ -42,6 +44,10 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
 fn talks_to_proxmox(command: &Command) -> bool {
     matches!(
         command,
-        Command::Doctor(_) | Command::Up(_) | Command::Reset(_) | Command::Status(_)
+        Command::Init(_)
+            | Command::Doctor(_)
+            | Command::Up(_)
+            | Command::Reset(_)
+            | Command::Status(_)
     )
 }

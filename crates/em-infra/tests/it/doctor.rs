@@ -1081,3 +1081,209 @@ fn invalid_tfvars_fail_locally_and_skip_the_host_checks() {
     run.assert_check("API", "ok", "answers", "");
     run.assert_check("Proxmox host", "skip", "the tfvars are invalid", "");
 }
+
+// ---------------------------------------------------------------------------------------------
+// init: the same lab, with the environment's example and no tfvars yet
+
+impl Lab {
+    /// The environment as a fresh clone has it: the example, no terraform.tfvars.
+    fn without_tfvars(self) -> Lab {
+        fs::remove_file(self.env_dir().join("terraform.tfvars")).unwrap();
+        fs::copy(
+            repo_root().join("terraform/environments/k3s-dev/terraform.tfvars.example"),
+            self.env_dir().join("terraform.tfvars.example"),
+        )
+        .unwrap();
+        self
+    }
+
+    fn written_tfvars(&self) -> String {
+        fs::read_to_string(self.env_dir().join("terraform.tfvars")).unwrap()
+    }
+}
+
+const NETWORK: [&str; 4] = [
+    "--network-cidr",
+    "192.168.50.0/24",
+    "--gateway",
+    "192.168.50.1",
+];
+
+#[test]
+fn init_writes_the_tfvars_from_the_host_and_the_example_and_check_passes() {
+    let lab = Lab::new().without_tfvars();
+    let mut args = vec!["init"];
+    args.extend(NETWORK);
+    let run = lab.run(&mut lab.cmd(&args));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = lab.written_tfvars();
+    for line in [
+        "proxmox_node = \"pve\" # node name as in the Proxmox UI; the template lives here",
+        "network_cidr      = \"192.168.50.0/24\" # the bridge's LAN; node IPs must be free in it",
+        "gateway           = \"192.168.50.1\"",
+        // The storage that takes VM disks with the most room (the inactive one is skipped).
+        "datastore_id   = \"tank\"",
+        "template_vm_id = 9000 # made by `em-infra up --only prepare`",
+        "vm_id_base     = 9100 # nodes use vm_id_base + slot (9100, 9110.., 9140..)",
+        "network_bridge = \"vmbr0\"",
+        // The example's comments and untouched values stay.
+        "# --- network (required) ----",
+        "worker_count = 2",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    // The host's GPU mapping is offered, not silently used.
+    assert!(
+        run.stderr.contains("GPU mappings on pve: gpu0"),
+        "{}",
+        run.stderr
+    );
+    // Every planned ID was asked with nextid (it sees guests the token may not audit).
+    let asked: Vec<String> = lab
+        .server
+        .requests()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("GET /cluster/nextid"))
+        .collect();
+    for id in [9000, 9100, 9110, 9111] {
+        assert!(
+            asked.contains(&format!("GET /cluster/nextid?vmid={id}")),
+            "{id}: {asked:?}"
+        );
+    }
+    let check = lab.run(&mut lab.cmd(&["check"]));
+    assert_eq!(check.code, 0, "{}", check.stderr);
+
+    // A second init changes nothing without --force.
+    let again = lab.run(&mut lab.cmd(&args));
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("pass --force"), "{}", again.stderr);
+    assert_eq!(lab.written_tfvars(), text);
+
+    // With --force the old file is kept as a backup (0600).
+    args.push("--force");
+    args.extend(["--worker-count", "3"]);
+    let forced = lab.run(&mut lab.cmd(&args));
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(lab.written_tfvars().contains("worker_count = 3"));
+    let backups: Vec<PathBuf> = fs::read_dir(lab.env_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".bak"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(fs::read_to_string(&backups[0]).unwrap(), text);
+    assert_eq!(
+        fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn init_moves_past_vm_ids_taken_by_guests_the_token_cannot_see() {
+    let lab = Lab::new().without_tfvars();
+    // VM 9110 exists but is not in /cluster/resources for this token: only nextid knows.
+    lab.server.route(
+        "GET /cluster/nextid?vmid=9110",
+        pve_server::vmid_taken(9110),
+    );
+    let mut args = vec!["init"];
+    args.extend(NETWORK);
+    let run = lab.run(&mut lab.cmd(&args));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        lab.written_tfvars().contains("vm_id_base     = 9200"),
+        "{}",
+        lab.written_tfvars()
+    );
+    // A base the user gave is not moved: it is refused with the fix.
+    fs::remove_file(lab.env_dir().join("terraform.tfvars")).unwrap();
+    args.extend(["--vm-id-base", "9100"]);
+    let given = lab.run(&mut lab.cmd(&args));
+    assert_eq!(given.code, 2, "{}", given.stderr);
+    assert!(given.stderr.contains("vm_id_base 9100"), "{}", given.stderr);
+    assert!(!lab.env_dir().join("terraform.tfvars").exists());
+}
+
+#[test]
+fn init_refuses_bad_or_missing_values_naming_them_and_writes_nothing() {
+    let lab = Lab::new().without_tfvars();
+    let cases: [(&[&str], &str); 5] = [
+        // No terminal to ask: the flag is named.
+        (
+            &["init", "--network-cidr", "192.168.50.0/24"],
+            "pass --gateway",
+        ),
+        (
+            &[
+                "init",
+                "--network-cidr",
+                "192.168.50.0/33",
+                "--gateway",
+                "192.168.50.1",
+            ],
+            "network_cidr",
+        ),
+        (
+            &[
+                "init",
+                "--datastore-id",
+                "nope",
+                "--network-cidr",
+                "192.168.50.0/24",
+                "--gateway",
+                "192.168.50.1",
+            ],
+            "--datastore-id nope",
+        ),
+        (
+            &[
+                "init",
+                "--gpu-mapping",
+                "gpu9",
+                "--network-cidr",
+                "192.168.50.0/24",
+                "--gateway",
+                "192.168.50.1",
+            ],
+            "--gpu-mapping gpu9",
+        ),
+        (
+            &[
+                "init",
+                "--proxmox-node",
+                "pve9",
+                "--network-cidr",
+                "192.168.50.0/24",
+                "--gateway",
+                "192.168.50.1",
+            ],
+            "--proxmox-node pve9",
+        ),
+    ];
+    for (args, named) in cases {
+        let run = lab.run(&mut lab.cmd(args));
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(named), "{args:?}: {}", run.stderr);
+        assert!(
+            !lab.env_dir().join("terraform.tfvars").exists(),
+            "{args:?} wrote a file"
+        );
+    }
+    // A flag whose value is no number is clap's usage error, also exit 2.
+    let run = lab.run(&mut lab.cmd(&["init", "--worker-count", "many"]));
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn up_without_the_environments_own_tfvars_refuses_and_points_at_init() {
+    let lab = Lab::new().without_tfvars();
+    let run = lab.run(&mut lab.cmd(&["up"]));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("em-infra init --env"), "{}", run.stderr);
+    assert!(
+        !lab.root().join(".em-infra").exists(),
+        "nothing was written"
+    );
+}

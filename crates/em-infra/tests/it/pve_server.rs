@@ -64,6 +64,21 @@ pub(crate) fn ok(data: Value) -> Reply {
 }
 
 /// An error as PVE sends it: `{"data": null, "message": reason}`, the reason also in the status line.
+/// `GET /cluster/nextid?vmid=N` for a taken ID, as PVE answers it: `nextid` raises a parameter
+/// exception (`raise_param_exc({ vmid => "VM $vmid already exists" })` in PVE::API2::Cluster),
+/// which the API server turns into HTTP 400 "Parameter verification failed." with the reason
+/// under `errors` — also for guests the token may not audit.
+pub(crate) fn vmid_taken(vmid: u64) -> Reply {
+    Reply {
+        status: 400,
+        body: json!({
+            "data": null,
+            "message": "Parameter verification failed.\n",
+            "errors": { "vmid": format!("VM {vmid} already exists") },
+        }),
+    }
+}
+
 pub(crate) fn error(status: u16, reason: &str) -> Reply {
     Reply {
         status,
@@ -240,12 +255,12 @@ fn serve(
     let reply = if auth.as_deref() != Some(expected_auth) {
         error(401, "invalid token value!")
     } else {
-        routes
-            .lock()
-            .unwrap()
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(|| error(501, &format!("Method '{key}' not implemented")))
+        let route = routes.lock().unwrap().get(&key).cloned();
+        route.unwrap_or_else(|| match key.strip_prefix("GET /cluster/nextid?vmid=") {
+            // PVE answers a free ID with itself; a test marks an ID taken with `vmid_taken`.
+            Some(id) => ok(json!(id)),
+            None => error(501, &format!("Method '{key}' not implemented")),
+        })
     };
     let body = reply.body.to_string();
     let status_reason = reply
@@ -334,6 +349,19 @@ pub(crate) fn happy_routes() -> HashMap<String, Reply> {
             "active": 1, "enabled": 1, "shared": 0, "type": "lvmthin", "content": "rootdir,images",
             "avail": 400_000_000_000u64, "total": 500_000_000_000u64, "used": 100_000_000_000u64
         })),
+    );
+    add(
+        "GET /nodes/pve/storage?content=images",
+        ok(json!([
+            {"storage": "local-lvm", "type": "lvmthin", "content": "rootdir,images", "active": 1,
+             "enabled": 1, "shared": 0, "avail": 400_000_000_000u64, "total": 500_000_000_000u64,
+             "used": 100_000_000_000u64},
+            {"storage": "tank", "type": "zfspool", "content": "images,rootdir", "active": 1,
+             "enabled": 1, "shared": 0, "avail": 900_000_000_000u64, "total": 1_000_000_000_000u64,
+             "used": 100_000_000_000u64},
+            {"storage": "offline-nfs", "type": "nfs", "content": "images", "active": 0,
+             "enabled": 1, "shared": 1, "avail": 0, "total": 0, "used": 0}
+        ])),
     );
     add(
         "GET /nodes/pve/network",
