@@ -1154,6 +1154,16 @@ fn init_writes_the_tfvars_from_the_host_and_the_example_and_check_passes() {
     }
     let check = lab.run(&mut lab.cmd(&["check"]));
     assert_eq!(check.code, 0, "{}", check.stderr);
+    // And doctor against the same host.
+    lab.server.route(
+        "GET /nodes/pve/storage/tank/status",
+        pve_server::ok(json!({
+            "active": 1, "enabled": 1, "shared": 0, "type": "zfspool", "content": "images,rootdir",
+            "avail": 900_000_000_000u64, "total": 1_000_000_000_000u64, "used": 100_000_000_000u64
+        })),
+    );
+    let doctor = lab.doctor();
+    assert_eq!(doctor.code, 0, "{}\n{}", doctor.stdout, doctor.stderr);
 
     // A second init changes nothing without --force.
     let again = lab.run(&mut lab.cmd(&args));
