@@ -92,6 +92,14 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Status(StatusArgs),
 
+    /// The cluster's kubeconfig: print its path, or merge its context into your kubeconfig.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Kubeconfig(KubeconfigArgs),
+
+    /// A shell (or one command) on a node, by name, with the key, user and known_hosts Ansible uses.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Ssh(SshArgs),
+
     /// Back up, list and restore the environment's Terraform state.
     #[command(subcommand)]
     State(StateCommand),
@@ -189,6 +197,34 @@ impl InitArgs {
             ssh_public_key_path: self.ssh_public_key_path.clone(),
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KubeconfigArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArg,
+
+    /// Merge the cluster's context into $KUBECONFIG's first file (else ~/.kube/config): a backup
+    /// first, mode 0600, other entries and current-context untouched; a rerun changes nothing.
+    #[arg(long)]
+    pub(crate) merge: bool,
+
+    /// Name of the merged context, cluster and user (default: the environment's name).
+    #[arg(long, value_name = "NAME", requires = "merge")]
+    pub(crate) context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SshArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArg,
+
+    /// Node name, as in `em-infra status` (e.g. k3s-dev-worker-1).
+    pub(crate) node: String,
+
+    /// A command to run instead of a shell (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -50,14 +50,15 @@ pub fn document(state: &Path, host: Option<&str>) -> anyhow::Result<serde_json::
         Some(name) => {
             let node = outputs
                 .node(name)
-                .ok_or_else(|| unknown_host(name, &outputs, state))?;
+                .ok_or_else(|| unknown_host("--host", name, &outputs, state))?;
             host_vars(&outputs, node)
         }
         None => inventory_json(&outputs),
     })
 }
 
-fn unknown_host(name: &str, outputs: &ClusterOutputs, state: &Path) -> anyhow::Error {
+/// `label` says where the name came from (`--host`, `node`).
+fn unknown_host(label: &str, name: &str, outputs: &ClusterOutputs, state: &Path) -> anyhow::Error {
     let names = outputs.host_names();
     let mut known = names
         .iter()
@@ -69,7 +70,32 @@ fn unknown_host(name: &str, outputs: &ClusterOutputs, state: &Path) -> anyhow::E
         known.push_str(&format!(" and {} more", names.len() - KNOWN_HOSTS_SHOWN));
     }
     bad_input(format!(
-        "--host {name}: no such host in the Terraform state {}; known hosts: {known}",
+        "{label} {name}: no such host in the Terraform state {}; known hosts: {known}",
         state.display()
     ))
+}
+
+/// `ssh` to node `name` of the Terraform state at `state`, as Ansible reaches it: the state's
+/// user and the node's IP, Ansible's private key (`ANSIBLE_PRIVATE_KEY_FILE`, else
+/// `~/.ssh/id_ed25519`), the user's known_hosts with new hosts accepted once (changed keys fail,
+/// as in ansible.cfg). `command` empty: an interactive shell.
+pub fn ssh_command(
+    state: &Path,
+    name: &str,
+    command: &[String],
+) -> anyhow::Result<crate::runner::Cmd> {
+    let outputs = load_outputs(state)?;
+    let node = outputs
+        .node(name)
+        .ok_or_else(|| unknown_host("node", name, &outputs, state))?;
+    let mut cmd = crate::runner::Cmd::new("ssh", format!("ssh {name}"))
+        .args(["-o", "StrictHostKeyChecking=accept-new"]);
+    if let Some(key) = crate::ansible::private_key().filter(|k| k.is_file()) {
+        cmd = cmd.arg("-i").arg(key);
+    }
+    cmd = cmd.arg(format!("{}@{}", outputs.ssh_user, node.ip));
+    if !command.is_empty() {
+        cmd = cmd.arg("--").args(command.iter().cloned());
+    }
+    Ok(cmd)
 }

@@ -5,8 +5,10 @@ mod check;
 mod doctor;
 mod init;
 mod inventory;
+mod kubeconfig;
 mod prepare;
 mod runs;
+mod ssh;
 mod state;
 mod status;
 mod up;
@@ -35,6 +37,8 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(&project, &args, printer),
         Command::Prepare(args) => prepare::run(&project, &args, printer),
         Command::Status(args) => status::run(&project, &args, printer),
+        Command::Kubeconfig(args) => kubeconfig::run(&project, &args, printer),
+        Command::Ssh(args) => ssh::run(&project, &args),
         Command::State(cmd) => state::run(&project, &cmd, printer),
         Command::Runs(cmd) => runs::run(&project, &cmd, printer),
     }

@@ -50,6 +50,11 @@ fn up_twice_then_down_against_lab_hosts() {
             .contains("server: https://10.231.0.11:6443")
     );
 
+    // `em-infra ssh` reaches a node by name with Ansible's key, user and known_hosts.
+    let ssh = em(&["ssh", "lab-worker-2", "--", "hostname"]);
+    assert_eq!(code(&ssh), 0, "{}", stderr(&ssh));
+    assert_eq!(String::from_utf8_lossy(&ssh.stdout).trim(), "lab-worker-2");
+
     // Second run: the plan is empty and Ansible changes nothing.
     let second = em(&["up", "--json"]);
     assert_eq!(code(&second), 0, "{}", stderr(&second));

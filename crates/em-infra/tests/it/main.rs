@@ -11,6 +11,7 @@ mod test_ca;
 mod kube_server;
 mod pve_server;
 
+mod access;
 mod ansible_lab;
 mod check;
 mod doctor;
