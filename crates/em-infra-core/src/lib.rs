@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: repository and environment discovery, tfvars reading, the input rules (`check`)
 //! - [`inventory`]: Terraform state outputs → Ansible inventory JSON
-//! - [`engine`]: stages, `state.json`, the lock, run records, events, state backups
+//! - [`engine`]: stages, `state.json`, the lock, run records, events, state backups, bug-report
+//!   bundles
 //! - [`runner`]: the one way an external program runs (capture, redact, signals)
 //! - [`terraform`], [`ansible`]: the commands each stage runs
 //! - [`proxmox`]: the typed Proxmox VE API client; [`doctor`]: checks before a run

@@ -435,6 +435,22 @@ pub(crate) enum RunsCommand {
         /// Run ID as printed by `em-infra runs list`.
         id: Option<String>,
     },
+    /// One .tar.gz for a bug report about a run (default: the newest): its records and logs, the
+    /// environment's state.json and lock, tool versions, tfvars and inventory, secrets redacted.
+    ///
+    /// The Proxmox API token and passwords, the k3s token, kubeconfig credentials and private
+    /// keys are redacted in every file; plan.tfplan, the kubeconfig and the k3s-token file are
+    /// left out. The archive (mode 0600) goes to <state_dir>/bundles/<run-id>.tar.gz unless
+    /// --output says otherwise; its path is printed on stdout.
+    Bundle {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Run ID or a unique prefix of one, as printed by `em-infra runs list`.
+        id: Option<String>,
+        /// Where to write the archive (a directory: <DIR>/<run-id>.tar.gz).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 impl RunArgs {

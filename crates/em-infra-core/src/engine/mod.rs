@@ -3,6 +3,7 @@
 //! finished run's record together with its failure (if any) — the caller renders both.
 
 pub mod backup;
+pub mod bundle;
 pub mod events;
 pub mod lock;
 pub mod run;

@@ -1,8 +1,10 @@
-//! `em-infra runs list|show`: the recorded runs, as tables for people or `--json`.
+//! `em-infra runs list|show|bundle`: the recorded runs, as tables for people or `--json`, and one
+//! run's bug-report archive.
 
 use std::path::Path;
 
 use em_infra_core::config::{Environment, Project};
+use em_infra_core::engine::bundle::{BundleOptions, bundle};
 use em_infra_core::engine::runs::{
     RunEntry, RunSummary, SUMMARY_FILE, find_run, list_runs, live_holder, runs_dir,
 };
@@ -17,7 +19,7 @@ use crate::table::{bar, first_line, fmt_duration, fmt_time, truncate};
 /// Width of the duration bar in `runs show`, in terminal cells.
 const BAR_WIDTH: usize = 24;
 
-/// `em-infra runs list|show`.
+/// `em-infra runs list|show|bundle`.
 pub(crate) fn run(project: &Project, cmd: &RunsCommand, printer: &Printer) -> anyhow::Result<()> {
     match cmd {
         RunsCommand::List { env } => {
@@ -28,7 +30,42 @@ pub(crate) fn run(project: &Project, cmd: &RunsCommand, printer: &Printer) -> an
             let env = project.environment(&env.env)?;
             show(&env, id.as_deref(), printer)
         }
+        RunsCommand::Bundle { env, id, output } => {
+            let opts = BundleOptions {
+                env: env.env.clone(),
+                run_id: id.clone(),
+                output: output.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            write_bundle(project, &opts, printer)
+        }
     }
+}
+
+/// `runs bundle`: the archive's path on stdout (`--json`: with its files); what is in it and what
+/// was left out on stderr.
+fn write_bundle(project: &Project, opts: &BundleOptions, printer: &Printer) -> anyhow::Result<()> {
+    let written = bundle(project, opts)?;
+    if printer.json_mode() {
+        let files: Vec<&str> = written.entries.iter().map(|e| e.name.as_str()).collect();
+        return printer.stdout_json(&serde_json::json!({
+            "bundle": written.path,
+            "files": files,
+        }));
+    }
+    let redacted = written.entries.iter().filter(|e| e.redacted).count();
+    printer.mark(
+        Mark::Ok,
+        format!(
+            "bundled run {}: {} files, secrets redacted (redaction changed {redacted} of them)",
+            written.run_id,
+            written.entries.len()
+        ),
+    );
+    for left in &written.left_out {
+        printer.hint(format!("not included: {}: {}", left.name, left.why));
+    }
+    printer.stdout(written.path.display().to_string())
 }
 
 /// One line of `runs list --json`.
