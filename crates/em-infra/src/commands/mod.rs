@@ -2,6 +2,7 @@
 //! library, and renders what comes back (human text on stderr, tables and `--json` on stdout).
 
 mod check;
+mod completions;
 mod doctor;
 mod inventory;
 mod prepare;
@@ -17,6 +18,10 @@ use crate::output::Printer;
 
 /// Dispatch one parsed command line.
 pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
+    // About em-infra itself, not a repository: dispatched before discovery, so it works anywhere.
+    if let Command::Completions(args) = &cli.command {
+        return completions::run(args, printer);
+    }
     let project = Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;
     if talks_to_proxmox(&cli.command) && em_infra_core::proxmox::insecure_from_env() {
         printer.line(format!(
@@ -35,6 +40,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&project, &args, printer),
         Command::State(cmd) => state::run(&project, &cmd, printer),
         Command::Runs(cmd) => runs::run(&project, &cmd, printer),
+        Command::Completions(_) => unreachable!("dispatched before discovery"),
     }
 }
 
