@@ -99,6 +99,10 @@ pub(crate) enum Command {
     /// Print the shell completion script for bash, zsh or fish on stdout (works anywhere).
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
+
+    /// Print the manual page (roff) on stdout: em-infra(1), then every subcommand's page.
+    #[command(after_help = MAN_HELP)]
+    Man,
 }
 
 const COMPLETIONS_HELP: &str = "\
@@ -107,6 +111,12 @@ Install (then open a new shell):
   zsh   em-infra completions zsh > ~/.zfunc/_em-infra
         (and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath))
   fish  em-infra completions fish > ~/.config/fish/completions/em-infra.fish";
+
+const MAN_HELP: &str = "\
+Install:
+  mkdir -p ~/.local/share/man/man1
+  em-infra man > ~/.local/share/man/man1/em-infra.1
+  man em-infra";
 
 #[derive(Debug, Args)]
 pub(crate) struct CompletionsArgs {

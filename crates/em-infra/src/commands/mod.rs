@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod doctor;
 mod inventory;
+mod man;
 mod prepare;
 mod runs;
 mod state;
@@ -18,9 +19,11 @@ use crate::output::Printer;
 
 /// Dispatch one parsed command line.
 pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
-    // About em-infra itself, not a repository: dispatched before discovery, so it works anywhere.
-    if let Command::Completions(args) = &cli.command {
-        return completions::run(args, printer);
+    // About em-infra itself, not a repository: dispatched before discovery, so they work anywhere.
+    match &cli.command {
+        Command::Completions(args) => return completions::run(args, printer),
+        Command::Man => return man::run(printer),
+        _ => {}
     }
     let project = Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;
     if talks_to_proxmox(&cli.command) && em_infra_core::proxmox::insecure_from_env() {
@@ -40,7 +43,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&project, &args, printer),
         Command::State(cmd) => state::run(&project, &cmd, printer),
         Command::Runs(cmd) => runs::run(&project, &cmd, printer),
-        Command::Completions(_) => unreachable!("dispatched before discovery"),
+        Command::Completions(_) | Command::Man => unreachable!("dispatched before discovery"),
     }
 }
 

@@ -1,6 +1,6 @@
-//! Shell conventions: `em-infra completions bash|zsh|fish`, generated from the same clap
-//! definitions as `--help`, works outside any repository and covers every command that `--help`
-//! lists (the list is read from `--help`, so a new command is covered without editing
+//! Shell conventions: `em-infra completions bash|zsh|fish` and `em-infra man`, generated from the
+//! same clap definitions as `--help`, work outside any repository and cover every command that
+//! `--help` lists (the list is read from `--help`, so a new command is covered without editing
 //! this file).
 
 use std::collections::BTreeSet;
@@ -32,6 +32,7 @@ fn command_tree(here: &NotARepo) -> Vec<Vec<String>> {
         &["down"],
         &["doctor"],
         &["completions"],
+        &["man"],
         &["state", "restore"],
     ] {
         assert!(
@@ -266,7 +267,7 @@ fn completions_zsh_and_fish_name_em_infra_and_every_command() {
 }
 
 #[test]
-fn completions_work_outside_a_repository() {
+fn completions_and_man_work_outside_a_repository() {
     let here = NotARepo::new();
     // A command that needs the repository fails here, so the directory is no repository.
     let status = here.run(&["status"]);
@@ -281,11 +282,86 @@ fn completions_work_outside_a_repository() {
         &["completions", "bash"][..],
         &["completions", "zsh"],
         &["completions", "fish"],
+        &["man"],
     ] {
         let out = here.run(args);
         assert_eq!(code(&out), 0, "em-infra {args:?}: {}", stderr(&out));
         assert_eq!(stderr(&out), "", "em-infra {args:?} wrote to stderr");
         assert!(!out.stdout.is_empty(), "em-infra {args:?}: empty output");
+    }
+}
+
+#[test]
+fn man_page_is_roff_with_a_page_for_every_command() {
+    let here = NotARepo::new();
+    let out = here.run(&["man"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let roff = stdout(&out);
+
+    // The header comes first: before it only clap_mangen's definition of the apostrophe
+    // string (`.ie \n(.g .ds Aq \(aq` / `.el .ds Aq '`), no text and no section.
+    let lines: Vec<&str> = roff.lines().collect();
+    let th = lines
+        .iter()
+        .position(|l| l.starts_with(".TH "))
+        .expect("no .TH header");
+    assert!(
+        lines[..th]
+            .iter()
+            .all(|l| l.starts_with(".ie ") || l.starts_with(".el ")),
+        "text before the .TH header: {:?}",
+        &lines[..th]
+    );
+    assert!(lines[th].starts_with(".TH em-infra 1 "), "{}", lines[th]);
+
+    // One page per command, in --help order, each nested command after its parent.
+    let tree = command_tree(&here);
+    let titles: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(".TH "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let mut expected = vec!["em-infra".to_string()];
+    expected.extend(
+        tree.iter()
+            .map(|path| format!("em-infra-{}", path.join("-"))),
+    );
+    assert_eq!(titles, expected);
+
+    // The first page's SUBCOMMANDS section names every top-level command.
+    let first_page: String = lines[th..]
+        .iter()
+        .skip(1)
+        .take_while(|l| !l.starts_with(".TH "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        first_page.contains(".SH SUBCOMMANDS\n"),
+        "no SUBCOMMANDS section"
+    );
+    for path in tree.iter().filter(|path| path.len() == 1) {
+        let entry = format!("em\\-infra\\-{}(1)", path[0]);
+        assert!(
+            first_page.contains(&entry),
+            "the first page does not list {entry}"
+        );
+    }
+
+    // groff reads it without a warning, as man does on a UTF-8 terminal (`-k`: the text through
+    // preconv; `-Tutf8`: a device that has the `→` and `✗` of the help texts).
+    if on_path("groff") {
+        let file = here.path().join("em-infra.1");
+        fs::write(&file, &roff).unwrap();
+        let lint = Command::new("groff")
+            .args(["-k", "-Tutf8", "-man", "-ww", "-z"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_ran(&lint, "groff -k -Tutf8 -man -ww -z");
+        assert_eq!(stderr(&lint), "", "groff warnings");
+    } else {
+        eprintln!("groff is not on PATH: the man page's lint skipped");
     }
 }
 
