@@ -107,6 +107,41 @@ pub(crate) enum Command {
     /// Past runs: stages, results and durations.
     #[command(subcommand)]
     Runs(RunsCommand),
+
+    /// Print the shell completion script for bash, zsh or fish on stdout (works anywhere).
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff) on stdout: em-infra(1), then every subcommand's page.
+    #[command(after_help = MAN_HELP)]
+    Man,
+}
+
+const COMPLETIONS_HELP: &str = "\
+Install (then open a new shell):
+  bash  em-infra completions bash > ~/.local/share/bash-completion/completions/em-infra
+  zsh   em-infra completions zsh > ~/.zfunc/_em-infra
+        (and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath))
+  fish  em-infra completions fish > ~/.config/fish/completions/em-infra.fish";
+
+const MAN_HELP: &str = "\
+Install:
+  mkdir -p ~/.local/share/man/man1
+  em-infra man > ~/.local/share/man/man1/em-infra.1
+  man em-infra";
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to generate the completion script for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub(crate) shell: ShellArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Which environment: a name under `terraform/environments/`, or a path to a directory.

@@ -79,6 +79,14 @@ impl Printer {
         Ok(())
     }
 
+    /// Bytes on stdout exactly as given (completion scripts, man pages).
+    pub(crate) fn stdout_raw(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()?;
+        Ok(())
+    }
+
     /// The final error, with its cause chain, once.
     pub(crate) fn error(&self, err: &anyhow::Error) {
         let red = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();

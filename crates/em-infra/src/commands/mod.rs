@@ -2,10 +2,12 @@
 //! library, and renders what comes back (human text on stderr, tables and `--json` on stdout).
 
 mod check;
+mod completions;
 mod doctor;
 mod init;
 mod inventory;
 mod kubeconfig;
+mod man;
 mod prepare;
 mod runs;
 mod ssh;
@@ -20,6 +22,12 @@ use crate::output::Printer;
 
 /// Dispatch one parsed command line.
 pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
+    // About em-infra itself, not a repository: dispatched before discovery, so they work anywhere.
+    match &cli.command {
+        Command::Completions(args) => return completions::run(args, printer),
+        Command::Man => return man::run(printer),
+        _ => {}
+    }
     let project = Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;
     if talks_to_proxmox(&cli.command) && em_infra_core::proxmox::insecure_from_env() {
         printer.line(format!(
@@ -41,6 +49,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Ssh(args) => ssh::run(&project, &args),
         Command::State(cmd) => state::run(&project, &cmd, printer),
         Command::Runs(cmd) => runs::run(&project, &cmd, printer),
+        Command::Completions(_) | Command::Man => unreachable!("dispatched before discovery"),
     }
 }
 

@@ -22,6 +22,7 @@ mod lab_e2e;
 mod lock;
 mod prepare;
 mod runs;
+mod shell;
 mod state_backup;
 mod status;
 mod up;

@@ -190,6 +190,44 @@ impl BareRepo {
     }
 }
 
+/// A directory that is no em-infra repository (a fresh temporary directory, with no
+/// `terraform/environments` at or above it), for the commands that must work anywhere.
+pub(crate) struct NotARepo {
+    dir: tempfile::TempDir,
+}
+
+impl NotARepo {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            !dir.path()
+                .ancestors()
+                .any(|d| d.join("terraform/environments").is_dir()),
+            "{} is inside a repository",
+            dir.path().display()
+        );
+        NotARepo { dir }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The real binary run here, with none of the `EM_INFRA_*` settings that name a repository.
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_em-infra"))
+            .current_dir(self.path())
+            .args(args)
+            .env_remove("EM_INFRA_ROOT")
+            .env_remove("EM_INFRA_STATE_DIR")
+            .env_remove("EM_INFRA_ENV")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
 /// Run a prepared command, echoing its stderr (the test's own output shows what happened).
 pub(crate) fn run_logged(cmd: &mut Command, label: &str) -> Output {
     let out = cmd.output().unwrap();
@@ -207,6 +245,10 @@ pub(crate) fn code(out: &Output) -> i32 {
 
 pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+pub(crate) fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// Every file under `dir` with its content, skipping anything under `skip`.
