@@ -77,8 +77,9 @@ fn unknown_host(label: &str, name: &str, outputs: &ClusterOutputs, state: &Path)
 
 /// `ssh` to node `name` of the Terraform state at `state`, as Ansible reaches it: the state's
 /// user and the node's IP, Ansible's private key (`ANSIBLE_PRIVATE_KEY_FILE`, else
-/// `~/.ssh/id_ed25519`), the user's known_hosts with new hosts accepted once (changed keys fail,
-/// as in ansible.cfg). `command` empty: an interactive shell.
+/// `~/.ssh/id_ed25519`), and Ansible's ssh options — `ANSIBLE_SSH_ARGS` when set (it replaces
+/// ansible.cfg's `ssh_args`, known_hosts settings included), else ansible.cfg's host key rule:
+/// new hosts accepted once, changed keys refused. `command` empty: an interactive shell.
 pub fn ssh_command(
     state: &Path,
     name: &str,
@@ -88,8 +89,13 @@ pub fn ssh_command(
     let node = outputs
         .node(name)
         .ok_or_else(|| unknown_host("node", name, &outputs, state))?;
-    let mut cmd = crate::runner::Cmd::new("ssh", format!("ssh {name}"))
-        .args(["-o", "StrictHostKeyChecking=accept-new"]);
+    let mut cmd = crate::runner::Cmd::new("ssh", format!("ssh {name}"));
+    cmd = match std::env::var("ANSIBLE_SSH_ARGS") {
+        Ok(args) if !args.trim().is_empty() => {
+            cmd.args(args.split_whitespace().map(str::to_string))
+        }
+        _ => cmd.args(["-o", "StrictHostKeyChecking=accept-new"]),
+    };
     if let Some(key) = crate::ansible::private_key().filter(|k| k.is_file()) {
         cmd = cmd.arg("-i").arg(key);
     }
