@@ -100,6 +100,8 @@ pub fn init(
 
     let mut values = Values::default();
     let mut notes = Vec::new();
+    // A comment line init adds above `gpu_workers` (the host's mappings).
+    let mut gpu_comment: Option<String> = None;
     values.flag_str("cluster_name", &opts.cluster_name);
     values.flag_num("worker_count", opts.worker_count.map(u64::from));
     values.flag_str("ssh_public_key_path", &opts.ssh_public_key_path);
@@ -136,7 +138,7 @@ pub fn init(
             Some(n) => u64::from(n),
             None => attribute_number(&body, "worker_count").unwrap_or(0),
         };
-        discover(
+        gpu_comment = discover(
             &client,
             opts,
             &body,
@@ -164,6 +166,16 @@ pub fn init(
 
     for (key, expr, _) in &values.0 {
         set_attribute(&mut body, key, expr.clone());
+    }
+    if let Some(comment) = gpu_comment
+        && let Some(mut attr) = body.get_attribute_mut("gpu_workers")
+    {
+        let prefix = attr
+            .decor()
+            .prefix()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        attr.decor_mut().set_prefix(format!("{prefix}{comment}"));
     }
     let backup = write_checked(project, &env, &target, &body.to_string())?;
     Ok(InitReport {
@@ -231,7 +243,7 @@ fn discover(
     frontend: &dyn Frontend,
     values: &mut Values,
     notes: &mut Vec<String>,
-) -> Result<(), anyhow::Error> {
+) -> anyhow::Result<Option<String>> {
     // The node.
     let nodes = client.nodes()?;
     let online: Vec<&str> = nodes
@@ -348,10 +360,21 @@ fn discover(
         }
     }
     values.gpu_workers(&opts.gpu_mappings, Origin::Flag);
+    // A comment line for above `gpu_workers`: the host's mappings.
+    let mut gpu_comment = None;
     if opts.gpu_mappings.is_empty() && !mappings.is_empty() {
         notes.push(format!(
             "GPU mappings on {node}: {} (one GPU worker each: --gpu-mapping NAME)",
             mappings.join(", ")
+        ));
+        // Named in the file too, beside gpu_workers, without creating GPU VMs nobody asked for.
+        let example = mappings
+            .iter()
+            .map(|m| format!("{{ mapping = {} }}", Expression::from(m.as_str())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        gpu_comment = Some(format!(
+            "# GPU mappings on {node} (read by em-infra init): gpu_workers = [{example}]\n"
         ));
     }
 
@@ -422,7 +445,7 @@ fn discover(
             Origin::Host
         },
     );
-    Ok(())
+    Ok(gpu_comment)
 }
 
 /// Every planned ID of `base` is free, or already holds our VM of that name (a rerun), and none

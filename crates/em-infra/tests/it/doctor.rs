@@ -1132,11 +1132,17 @@ fn init_writes_the_tfvars_from_the_host_and_the_example_and_check_passes() {
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
     }
-    // The host's GPU mapping is offered, not silently used.
+    // The host's GPU mapping is named (in the file too), not silently used.
     assert!(
         run.stderr.contains("GPU mappings on pve: gpu0"),
         "{}",
         run.stderr
+    );
+    assert!(
+        text.contains(
+            "# GPU mappings on pve (read by em-infra init): gpu_workers = [{ mapping = \"gpu0\" }]\ngpu_workers = []"
+        ),
+        "{text}"
     );
     // Every planned ID was asked with nextid (it sees guests the token may not audit).
     let asked: Vec<String> = lab
