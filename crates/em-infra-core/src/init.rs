@@ -7,13 +7,13 @@
 //! existing file is replaced only with `force`, after a backup.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use hcl_edit::Decorate;
 use hcl_edit::expr::Expression;
-use hcl_edit::structure::{Attribute, Body};
 
-use crate::config::{Environment, Project};
+use crate::config::edit::{TfvarsEdit, write_checked};
+
+use crate::config::Project;
 use crate::engine::events::{Frontend, Question};
 use crate::failure::bad_input;
 use crate::proxmox::{Client, ProxmoxError, VmResource};
@@ -95,8 +95,7 @@ pub fn init(
             example_path.display()
         ))
     })?;
-    let mut body: Body = hcl_edit::parser::parse_body(&example)
-        .map_err(|e| bad_input(format!("{} does not parse: {e}", example_path.display())))?;
+    let mut body = TfvarsEdit::parse(&example, &example_path)?;
 
     let mut values = Values::default();
     let mut notes = Vec::new();
@@ -136,7 +135,7 @@ pub fn init(
         let client = Client::from_env()?;
         let worker_count = match opts.worker_count {
             Some(n) => u64::from(n),
-            None => attribute_number(&body, "worker_count").unwrap_or(0),
+            None => body.number("worker_count").unwrap_or(0),
         };
         gpu_comment = discover(
             &client,
@@ -165,19 +164,12 @@ pub fn init(
     }
 
     for (key, expr, _) in &values.0 {
-        set_attribute(&mut body, key, expr.clone());
+        body.set(key, expr.clone());
     }
-    if let Some(comment) = gpu_comment
-        && let Some(mut attr) = body.get_attribute_mut("gpu_workers")
-    {
-        let prefix = attr
-            .decor()
-            .prefix()
-            .map(|p| p.to_string())
-            .unwrap_or_default();
-        attr.decor_mut().set_prefix(format!("{prefix}{comment}"));
+    if let Some(comment) = gpu_comment {
+        body.comment_above("gpu_workers", &comment);
     }
-    let backup = write_checked(project, &env, &target, &body.to_string())?;
+    let backup = write_checked(project, &env, &target, &body.render())?;
     Ok(InitReport {
         tfvars: target,
         backup,
@@ -238,7 +230,7 @@ impl Values {
 fn discover(
     client: &Client,
     opts: &InitOptions,
-    body: &Body,
+    body: &TfvarsEdit,
     worker_count: u64,
     frontend: &dyn Frontend,
     values: &mut Values,
@@ -382,7 +374,7 @@ fn discover(
     let guests = client.vm_resources().unwrap_or_default();
     let template = opts
         .template_vm_id
-        .or_else(|| attribute_number(body, "template_vm_id"))
+        .or_else(|| body.number("template_vm_id"))
         .unwrap_or(9000);
     let template_ok =
         client.vmid_free(template)? || guests.iter().any(|g| g.vmid == template && g.template);
@@ -404,7 +396,7 @@ fn discover(
     let cluster = opts
         .cluster_name
         .clone()
-        .or_else(|| attribute_string(body, "cluster_name"))
+        .or_else(|| body.string("cluster_name"))
         .unwrap_or_else(|| "k3s-dev".into());
     let slots: Vec<(u64, String)> = crate::config::topology::node_slots(
         &cluster,
@@ -416,7 +408,7 @@ fn discover(
     .collect();
     let first = opts
         .vm_id_base
-        .or_else(|| attribute_number(body, "vm_id_base"))
+        .or_else(|| body.number("vm_id_base"))
         .unwrap_or(9100);
     let tries = if opts.vm_id_base.is_some() {
         1
@@ -479,72 +471,4 @@ fn names<'a>(items: impl Iterator<Item = &'a str>) -> String {
     } else {
         list.into_iter().collect::<Vec<_>>().join(", ")
     }
-}
-
-/// Replace `key`'s value keeping the spacing around it and its trailing comment; append the
-/// attribute when the example has it only as a comment.
-fn set_attribute(body: &mut Body, key: &str, value: Expression) {
-    match body.get_attribute_mut(key) {
-        Some(mut attr) => {
-            let decor = attr.value_mut().decor().clone();
-            *attr.value_mut() = value;
-            *attr.value_mut().decor_mut() = decor;
-        }
-        None => body.push(Attribute::new(hcl_edit::Ident::new(key), value)),
-    }
-}
-
-fn attribute_number(body: &Body, key: &str) -> Option<u64> {
-    body.get_attribute(key)?.value.as_number()?.as_u64()
-}
-
-fn attribute_string(body: &Body, key: &str) -> Option<String> {
-    Some(body.get_attribute(key)?.value.as_str()?.to_string())
-}
-
-/// Check `text` as the environment's tfvars (a sibling temporary file, so relative paths resolve
-/// the same), then put it in place atomically; the previous file, if any, is kept as a backup
-/// (returned).
-fn write_checked(
-    project: &Project,
-    env: &Environment,
-    target: &Path,
-    text: &str,
-) -> anyhow::Result<Option<PathBuf>> {
-    let candidate = env.dir.join(".terraform.tfvars.init");
-    crate::fsutil::write_atomic(&candidate, text.as_bytes(), 0o644)?;
-    let report = crate::config::check::check_environment(project, env, Some(&candidate));
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_file(&candidate);
-            return Err(e);
-        }
-    };
-    if !report.ok() {
-        let _ = std::fs::remove_file(&candidate);
-        let findings = report
-            .findings
-            .iter()
-            .map(|f| format!("{}: {} (fix: {})", f.field, f.message, f.fix))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(bad_input(format!(
-            "the tfvars init would write do not pass check: {findings}; nothing was written"
-        )));
-    }
-    let backup = if target.exists() {
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%SZ")
-            .to_string();
-        let backup = target.with_file_name(format!("terraform.tfvars.{stamp}.bak"));
-        std::fs::copy(target, &backup)?;
-        crate::fsutil::make_private(&backup)?;
-        Some(backup)
-    } else {
-        None
-    };
-    std::fs::rename(&candidate, target)?;
-    crate::fsutil::sync_dir(&env.dir)?;
-    Ok(backup)
 }

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod constraint;
+pub mod edit;
 pub mod finding;
 pub mod hclsrc;
 pub mod rules;
