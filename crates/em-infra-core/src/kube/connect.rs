@@ -42,6 +42,17 @@ impl Kubeconfig {
 
     /// A client for the kubeconfig's current context, with `timeout` on connect and on each read.
     pub(super) async fn client(&self, timeout: Duration) -> anyhow::Result<KubeClient> {
+        self.client_with(timeout, true).await
+    }
+
+    /// [`Kubeconfig::client`], choosing whether kube retries 429/503/504 itself. A caller that
+    /// owns the retrying (a drain waiting on a PodDisruptionBudget's 429s, within its own
+    /// deadline) turns it off.
+    pub(super) async fn client_with(
+        &self,
+        timeout: Duration,
+        default_retry: bool,
+    ) -> anyhow::Result<KubeClient> {
         let mut config =
             Config::from_custom_kubeconfig(self.raw.clone(), &KubeConfigOptions::default())
                 .await
@@ -55,6 +66,7 @@ impl Kubeconfig {
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
         config.reset_reader_on_write = true;
+        config.default_retry = default_retry;
         let server = config
             .cluster_url
             .to_string()

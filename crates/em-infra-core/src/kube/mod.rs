@@ -16,6 +16,7 @@
 //! The checks and the report schema are documented in `docs/verify-and-status.md`.
 
 mod connect;
+pub mod drain;
 pub mod kubeconfig;
 mod nodes;
 mod smoke;

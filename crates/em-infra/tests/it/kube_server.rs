@@ -49,6 +49,8 @@ struct State {
     pve_vms: Option<Value>,
     events: Vec<Value>,
     reject_pods: Option<String>,
+    /// Pod path → how many more evictions a PodDisruptionBudget refuses (`u32::MAX`: always).
+    eviction_refusals: BTreeMap<String, u32>,
 }
 
 pub(crate) struct KubeServer {
@@ -85,6 +87,7 @@ impl KubeServer {
             pve_vms: None,
             events: Vec::new(),
             reject_pods: None,
+            eviction_refusals: BTreeMap::new(),
         }));
         let shared = Arc::clone(&state);
         let tls = pki.as_ref().map(|pki| pki.server_config());
@@ -130,6 +133,54 @@ impl KubeServer {
                 write_kubeconfig_with(dir, &self.url(), &cluster, &user)
             }
         }
+    }
+
+    /// A running pod `ns/name` on `node`, owned by a `owner_kind` (e.g. `ReplicaSet`, `DaemonSet`).
+    pub(crate) fn add_pod(&self, ns: &str, name: &str, node: &str, owner_kind: &str) {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"),
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": owner_kind,
+                                      "name": format!("{name}-owner"), "uid": "owner-uid",
+                                      "controller": true }],
+            },
+            "spec": { "nodeName": node, "containers": [{ "name": "c", "image": "registry.k8s.io/pause:3.10" }] },
+            "status": { "phase": "Running" },
+        });
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert(format!("/api/v1/namespaces/{ns}/pods/{name}"), pod);
+    }
+
+    /// A PodDisruptionBudget refuses the next `times` evictions of `ns/name` (`u32::MAX`: always).
+    pub(crate) fn refuse_evictions(&self, ns: &str, name: &str, times: u32) {
+        self.state
+            .lock()
+            .unwrap()
+            .eviction_refusals
+            .insert(format!("/api/v1/namespaces/{ns}/pods/{name}"), times);
+    }
+
+    /// The Node objects' names and `spec.unschedulable`.
+    pub(crate) fn node_states(&self) -> Vec<(String, bool)> {
+        self.state
+            .lock()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    n["spec"]["unschedulable"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
     }
 
     pub(crate) fn set_nodes(&self, nodes: Vec<Value>) {
@@ -778,6 +829,104 @@ fn route(st: &mut State, req: &Recorded) -> Response {
                     };
                     ok(200, &obj)
                 }
+            }
+        }
+        // Cordon: a merge patch of the Node (kubectl drain sends the same).
+        ("PATCH", ["api", "v1", "nodes", name]) => {
+            let patch: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+            let rv = next_rv(st);
+            match st
+                .nodes
+                .iter_mut()
+                .find(|n| n["metadata"]["name"] == json!(name))
+            {
+                None => not_found("nodes", name),
+                Some(node) => {
+                    if let Some(u) = patch["spec"]["unschedulable"].as_bool() {
+                        node["spec"]["unschedulable"] = json!(u);
+                    }
+                    node["metadata"]["resourceVersion"] = json!(rv);
+                    ok(200, node)
+                }
+            }
+        }
+        ("DELETE", ["api", "v1", "nodes", name]) => {
+            match st
+                .nodes
+                .iter()
+                .position(|n| n["metadata"]["name"] == json!(name))
+            {
+                None => not_found("nodes", name),
+                Some(i) => {
+                    let node = st.nodes.remove(i);
+                    ok(200, &node)
+                }
+            }
+        }
+        // Pods of every namespace, filtered by `fieldSelector=spec.nodeName=X` as the API does.
+        ("GET", ["api", "v1", "pods"]) => {
+            let node = req
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("fieldSelector="))
+                .map(|s| s.replace("%3D", "=").replace("%3d", "="))
+                .and_then(|s| s.strip_prefix("spec.nodeName=").map(str::to_string));
+            let items: Vec<Value> = st
+                .objects
+                .iter()
+                .filter(|(k, _)| k.contains("/pods/"))
+                .map(|(_, v)| v.clone())
+                .filter(|pod| {
+                    node.as_ref()
+                        .is_none_or(|n| pod["spec"]["nodeName"] == json!(n))
+                })
+                .collect();
+            let rv = next_rv(st);
+            ok(
+                200,
+                &json!({ "kind": "PodList", "apiVersion": "v1", "metadata": { "resourceVersion": rv }, "items": items }),
+            )
+        }
+        // The Eviction API: 429 while a PodDisruptionBudget refuses (the shape the API server's
+        // eviction REST storage answers, pkg/registry/core/pod/storage/eviction.go), else the pod
+        // is deleted and the answer is a 201 Status.
+        ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
+            let key = format!("/api/v1/namespaces/{ns}/pods/{name}");
+            if !st.objects.contains_key(&key) {
+                return not_found("pods", name);
+            }
+            match st.eviction_refusals.get_mut(&key) {
+                Some(left) if *left > 0 => {
+                    if *left != u32::MAX {
+                        *left -= 1;
+                    }
+                    (
+                        429,
+                        "application/json",
+                        json!({
+                            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                            "reason": "TooManyRequests",
+                            "details": { "causes": [{ "reason": "DisruptionBudget",
+                                "message": format!("The disruption budget {name}-pdb needs 1 healthy pods and has 1 currently") }] },
+                            "code": 429,
+                        })
+                        .to_string(),
+                    )
+                }
+                _ => {
+                    st.objects.remove(&key);
+                    ok(
+                        201,
+                        &json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
+                    )
+                }
+            }
+        }
+        ("DELETE", ["api", "v1", "namespaces", _, "pods", name]) => {
+            match st.objects.remove(&req.path) {
+                None => not_found("pods", name),
+                Some(pod) => ok(200, &pod),
             }
         }
         ("GET", ["api", "v1", "namespaces", ns, "pods"]) => {

@@ -15,6 +15,7 @@ mod access;
 mod ansible_lab;
 mod check;
 mod doctor;
+mod drain;
 mod fault_injection;
 mod first_run;
 mod inventory;
