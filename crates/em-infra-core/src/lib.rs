@@ -14,6 +14,7 @@
 //! - [`prepare`]: the template on the Proxmox host; [`kube`]: verification through the Kubernetes API
 //! - [`status`]: Proxmox and Kubernetes views of the nodes, joined
 //! - [`init`]: an environment's tfvars from its example and the Proxmox host
+//! - [`rotate`]: `rotate-ssh-key`, a new SSH key on every node and in the tfvars
 //! - [`failure`]: the typed failures; [`text`]: plain-text columns for records; [`fsutil`]: atomic,
 //!   private files
 
@@ -28,6 +29,7 @@ pub mod inventory;
 pub mod kube;
 pub mod prepare;
 pub mod proxmox;
+pub mod rotate;
 pub mod runner;
 pub mod status;
 pub mod terraform;

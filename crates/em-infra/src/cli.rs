@@ -100,6 +100,10 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Ssh(SshArgs),
 
+    /// Replace the SSH key on every node (proven before the old one goes) and in the tfvars.
+    #[command(after_help = ROTATE_HELP)]
+    RotateSshKey(RotateSshKeyArgs),
+
     /// Back up, list and restore the environment's Terraform state.
     #[command(subcommand)]
     State(StateCommand),
@@ -116,6 +120,17 @@ pub(crate) enum Command {
     #[command(after_help = MAN_HELP)]
     Man,
 }
+
+const ROTATE_HELP: &str = "\
+--key names the new private key (or its .pub); both halves must exist. The current key is the one
+Ansible uses (ANSIBLE_PRIVATE_KEY_FILE, default ~/.ssh/id_ed25519) and its .pub. Order on each
+node: the new key is added to the ansible_user's ~/.ssh/authorized_keys, a fresh login with the
+new key alone is proven, then the old key's line is removed; a rerun changes nothing. The tfvars'
+ssh_public_key_path then names the new .pub (comments kept, a backup beside it); existing VMs are
+not replaced (cloud-init user data is ignored after creation).
+
+Exit codes: 0 rotated · 2 bad input (the field is named; nothing changed) · 4 the playbook failed
+(see the run's rotate-ssh-key.log; the old key stays wherever the proof did not pass) · 75 locked";
 
 const COMPLETIONS_HELP: &str = "\
 Install (then open a new shell):
@@ -412,6 +427,28 @@ pub(crate) struct DownArgs {
     /// Give up on `terraform destroy` after this many seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     pub(crate) timeout: u64,
+
+    /// Remove a stale lock left by a dead em-infra process (never a live one).
+    #[arg(long)]
+    pub(crate) clear_stale_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateSshKeyArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArg,
+
+    /// The new private key (its public half beside it as PATH.pub), or the .pub itself.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) key: PathBuf,
+
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// Show the nodes and the tfvars change; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 
     /// Remove a stale lock left by a dead em-infra process (never a live one).
     #[arg(long)]

@@ -167,6 +167,20 @@ fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
             ));
             Ok(read_answer()? == *env)
         }
+        Question::RotateSshKey { env, nodes } => {
+            if !std::io::stdin().is_terminal() {
+                return Err(bad_input(
+                    "rotate-ssh-key changes authorized_keys on every node: pass --yes when not running interactively",
+                ));
+            }
+            printer.line(format!(
+                "This replaces the SSH key on {nodes} node(s) of environment {env}. Go on? [y/N]"
+            ));
+            Ok(matches!(
+                read_answer()?.to_lowercase().as_str(),
+                "y" | "yes"
+            ))
+        }
         Question::Value { .. } => Ok(!ask(printer, question)?.is_empty()),
     }
 }
@@ -191,7 +205,7 @@ fn ask(printer: &Printer, question: &Question) -> anyhow::Result<String> {
             }
             Ok(answer)
         }
-        Question::DestroyEnvironment { .. } => {
+        Question::DestroyEnvironment { .. } | Question::RotateSshKey { .. } => {
             confirm(printer, question).map(|yes| if yes { "yes" } else { "" }.to_string())
         }
     }

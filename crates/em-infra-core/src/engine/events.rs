@@ -109,6 +109,8 @@ pub struct Event {
 pub enum Question {
     /// `down`/`reset`: destroy every VM of `env` (in `dir`)? The answer must repeat `env`.
     DestroyEnvironment { env: String, dir: String },
+    /// `rotate-ssh-key`: replace the SSH key on `nodes` nodes of `env`? `--yes` answers it.
+    RotateSshKey { env: String, nodes: usize },
     /// `init`: a tfvars value the Proxmox host cannot know. `flag` gives it without asking.
     Value {
         variable: String,

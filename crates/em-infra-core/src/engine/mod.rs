@@ -143,12 +143,12 @@ pub fn select_stages(sel: &StageSelection, state: &EnvState) -> anyhow::Result<V
 }
 
 /// Take the environment's lock for a run; a cleared stale lock is reported once the run starts.
-fn lock(env: &Environment, command: &str, clear_stale: bool) -> anyhow::Result<EnvLock> {
+pub(crate) fn lock(env: &Environment, command: &str, clear_stale: bool) -> anyhow::Result<EnvLock> {
     EnvLock::acquire(&env.state_dir, command, clear_stale)
 }
 
 /// Say (never silently) that a stale lock was cleared to start this run.
-fn report_cleared_lock(run: &mut Run<'_>, lock: Option<&EnvLock>) -> anyhow::Result<()> {
+pub(crate) fn report_cleared_lock(run: &mut Run<'_>, lock: Option<&EnvLock>) -> anyhow::Result<()> {
     match lock.and_then(EnvLock::cleared_stale) {
         Some(stale) => run.warning(None, format!("cleared a stale lock: {}", stale.description)),
         None => Ok(()),
@@ -296,7 +296,7 @@ pub fn up(
 }
 
 /// Close the run: `summary.json` and `run_finished`, then hand the record back.
-fn finish(
+pub(crate) fn finish(
     mut run: Run<'_>,
     verdict: Verdict,
     failure: Option<anyhow::Error>,

@@ -9,6 +9,7 @@ mod inventory;
 mod kubeconfig;
 mod man;
 mod prepare;
+mod rotate;
 mod runs;
 mod ssh;
 mod state;
@@ -47,6 +48,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&project, &args, printer),
         Command::Kubeconfig(args) => kubeconfig::run(&project, &args, printer),
         Command::Ssh(args) => ssh::run(&project, &args),
+        Command::RotateSshKey(args) => rotate::run(&project, &args, printer),
         Command::State(cmd) => state::run(&project, &cmd, printer),
         Command::Runs(cmd) => runs::run(&project, &cmd, printer),
         Command::Completions(_) | Command::Man => unreachable!("dispatched before discovery"),

@@ -24,6 +24,7 @@ mod inventory;
 mod lab_e2e;
 mod lock;
 mod prepare;
+mod rotate;
 mod runs;
 mod shell;
 mod state_backup;

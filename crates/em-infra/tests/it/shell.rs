@@ -341,7 +341,8 @@ fn man_page_is_roff_with_a_page_for_every_command() {
         "no SUBCOMMANDS section"
     );
     for path in tree.iter().filter(|path| path.len() == 1) {
-        let entry = format!("em\\-infra\\-{}(1)", path[0]);
+        // roff escapes every hyphen of the name (`rotate-ssh-key` → `rotate\-ssh\-key`).
+        let entry = format!("em\\-infra\\-{}(1)", path[0].replace('-', "\\-"));
         assert!(
             first_page.contains(&entry),
             "the first page does not list {entry}"
