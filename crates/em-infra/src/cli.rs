@@ -92,6 +92,11 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Status(StatusArgs),
 
+    /// Change the number of workers: new VMs are created and joined; removed ones are drained,
+    /// deleted from Kubernetes and destroyed (the highest-numbered first).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Scale(ScaleArgs),
+
     /// The cluster's kubeconfig: print its path, or merge its context into your kubeconfig.
     #[command(after_help = EXIT_CODES_HELP)]
     Kubeconfig(KubeconfigArgs),
@@ -245,6 +250,55 @@ impl InitArgs {
             template_vm_id: self.template_vm_id,
             gpu_mappings: self.gpu_mappings.clone(),
             ssh_public_key_path: self.ssh_public_key_path.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScaleArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArg,
+
+    /// The number of workers wanted (checked against the network and VM ID ranges first).
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: u32,
+
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// How long each removed node's pods may take to be evicted.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub(crate) drain_timeout: u64,
+
+    /// Delete the pods that cannot be evicted in time (a PodDisruptionBudget refuses them).
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Terraform parallelism.
+    #[arg(long, default_value_t = em_infra_core::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub(crate) parallelism: u32,
+
+    /// Remove a stale lock left by a dead em-infra process (never a live one).
+    #[arg(long)]
+    pub(crate) clear_stale_lock: bool,
+}
+
+impl ScaleArgs {
+    pub(crate) fn scale_options(&self) -> em_infra_core::engine::scale::ScaleOptions {
+        em_infra_core::engine::scale::ScaleOptions {
+            env: self.env.env.clone(),
+            workers: self.workers,
+            yes: self.yes,
+            dry_run: self.dry_run,
+            drain_timeout: Duration::from_secs(self.drain_timeout),
+            force: self.force,
+            parallelism: self.parallelism,
+            clear_stale_lock: self.clear_stale_lock,
         }
     }
 }

@@ -32,7 +32,9 @@ pub(crate) fn frontend(printer: &Printer) -> Box<dyn Frontend + '_> {
 /// Renders a run for people.
 pub(crate) struct HumanReporter<'a> {
     printer: &'a Printer,
-    stage_started: RefCell<Option<(Stage, Instant)>>,
+    /// The running stage's name as its start event said it (`destroy` and `drain` borrow a
+    /// stage's slot), and when it started.
+    stage_started: RefCell<Option<(String, Instant)>>,
     last_beat: RefCell<Instant>,
 }
 
@@ -53,10 +55,8 @@ impl Frontend for HumanReporter<'_> {
                 .printer
                 .heading(format!("em-infra {} (run {})", e.message, e.run)),
             EventKind::StageStarted => {
-                if let Some(stage) = e.stage {
-                    *self.stage_started.borrow_mut() = Some((stage, Instant::now()));
-                    *self.last_beat.borrow_mut() = Instant::now();
-                }
+                *self.stage_started.borrow_mut() = Some((e.message.clone(), Instant::now()));
+                *self.last_beat.borrow_mut() = Instant::now();
                 self.printer.heading(format!("▶ {}", e.message));
             }
             EventKind::CommandStarted => self.printer.hint(format!("$ {}", e.message)),
@@ -67,7 +67,11 @@ impl Frontend for HumanReporter<'_> {
             }
             EventKind::Warning => self.printer.mark(Mark::Warn, &e.message),
             EventKind::StageFinished => {
-                let name = e.stage.map_or("", Stage::name);
+                let started = self.stage_started.borrow_mut().take();
+                let name = started.map_or_else(
+                    || e.stage.map_or("", Stage::name).to_string(),
+                    |(name, _)| name,
+                );
                 let took = e.duration_ms.map(fmt_duration).unwrap_or_default();
                 // The message is `<verdict>: <what happened>`; the verdict is typed beside it.
                 let text = e.message.split_once(": ").map_or("", |(_, m)| m);
@@ -87,16 +91,18 @@ impl Frontend for HumanReporter<'_> {
             return;
         }
         *last = Instant::now();
-        let elapsed = self
+        let (name, elapsed) = self
             .stage_started
             .borrow()
-            .map(|(_, t)| t.elapsed().as_secs())
-            .unwrap_or_default();
+            .as_ref()
+            .map_or((stage.name().to_string(), 0), |(name, t)| {
+                (name.clone(), t.elapsed().as_secs())
+            });
         let mut shown: String = line.trim().chars().take(100).collect();
         if shown.len() < line.trim().len() {
             shown.push('…');
         }
-        self.printer.hint(format!("… {stage} {elapsed}s: {shown}"));
+        self.printer.hint(format!("… {name} {elapsed}s: {shown}"));
     }
 
     fn confirm(&self, question: &Question) -> anyhow::Result<bool> {
@@ -181,6 +187,33 @@ fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
                 "y" | "yes"
             ))
         }
+        Question::Scale {
+            env,
+            from,
+            to,
+            removed,
+        } => {
+            if !std::io::stdin().is_terminal() {
+                return Err(bad_input(
+                    "scale changes the cluster's VMs: pass --yes when not running interactively",
+                ));
+            }
+            let removing = if removed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} will be drained, deleted from Kubernetes and destroyed",
+                    removed.join(", ")
+                )
+            };
+            printer.line(format!(
+                "This changes environment {env} from {from} to {to} workers{removing}. Go on? [y/N]"
+            ));
+            Ok(matches!(
+                read_answer()?.to_lowercase().as_str(),
+                "y" | "yes"
+            ))
+        }
         Question::Value { .. } => Ok(!ask(printer, question)?.is_empty()),
     }
 }
@@ -205,7 +238,9 @@ fn ask(printer: &Printer, question: &Question) -> anyhow::Result<String> {
             }
             Ok(answer)
         }
-        Question::DestroyEnvironment { .. } | Question::RotateSshKey { .. } => {
+        Question::DestroyEnvironment { .. }
+        | Question::RotateSshKey { .. }
+        | Question::Scale { .. } => {
             confirm(printer, question).map(|yes| if yes { "yes" } else { "" }.to_string())
         }
     }

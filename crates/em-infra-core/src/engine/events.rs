@@ -111,6 +111,13 @@ pub enum Question {
     DestroyEnvironment { env: String, dir: String },
     /// `rotate-ssh-key`: replace the SSH key on `nodes` nodes of `env`? `--yes` answers it.
     RotateSshKey { env: String, nodes: usize },
+    /// `scale`: change `env` from `from` to `to` workers, draining and destroying `removed`?
+    Scale {
+        env: String,
+        from: u32,
+        to: u32,
+        removed: Vec<String>,
+    },
     /// `init`: a tfvars value the Proxmox host cannot know. `flag` gives it without asking.
     Value {
         variable: String,

@@ -8,6 +8,7 @@ pub mod events;
 pub mod lock;
 pub mod run;
 pub mod runs;
+pub mod scale;
 pub mod stages;
 pub mod state;
 
@@ -185,6 +186,7 @@ pub fn up(
         tfvars,
         parallelism: opts.parallelism,
         allow_replace: opts.allow_replace,
+        expected_destroys: Vec::new(),
         dry_run: opts.dry_run,
     };
     let command = if opts.dry_run { "up --dry-run" } else { "up" };
@@ -219,6 +221,26 @@ pub fn up(
         show_planned_nodes(&ctx, &mut run)?;
     }
 
+    let failure = run_stages(&ctx, &mut run, &mut state, &stages)?;
+    let verdict = if opts.dry_run && failure.is_none() {
+        Verdict::DryRun
+    } else {
+        Verdict::of_outcome(failure.as_ref())
+    };
+    finish(run, verdict, failure).map(Some)
+}
+
+/// Run `stages` in order within `run`, each start written ahead and each result recorded in
+/// `state.json` (not in a dry run); stop at the first failure (a dry run goes on past a preflight
+/// failure, to show every stage). `Err` only when the records cannot be written; the stages'
+/// failure, if any, is the `Ok` value.
+pub(crate) fn run_stages(
+    ctx: &Ctx<'_>,
+    run: &mut Run<'_>,
+    state: &mut EnvState,
+    stages: &[Stage],
+) -> anyhow::Result<Option<anyhow::Error>> {
+    let env = ctx.env;
     let mut failure = None;
     for (i, &stage) in stages.iter().enumerate() {
         let started_at = jiff::Timestamp::now();
@@ -230,7 +252,7 @@ pub fn up(
             None,
             stage.name(),
         )?;
-        if !opts.dry_run {
+        if !ctx.dry_run {
             // Write-ahead: the start is on disk before the stage runs, so a run that dies inside
             // it (SIGKILL, OOM, power loss) leaves this stage as the resume point.
             state.stages.insert(
@@ -250,7 +272,7 @@ pub fn up(
         let outcome = if run.interrupt.is_set() {
             Err(Failure::Interrupted(stage.name().into()).into())
         } else {
-            stages::run_stage(stage, &ctx, &mut run, &mut state)
+            stages::run_stage(stage, ctx, run, state)
         };
         let (verdict, message) = run.finish_stage(
             stage,
@@ -259,7 +281,7 @@ pub fn up(
             Run::elapsed_ms(clock),
             outcome.as_ref().map(stages::Done::verdict),
         )?;
-        if !opts.dry_run {
+        if !ctx.dry_run {
             state.stages.insert(
                 stage,
                 StageState {
@@ -276,7 +298,7 @@ pub fn up(
         if let Err(e) = outcome {
             // A dry run shows every stage even when preflight would stop a real run (a newcomer
             // without Proxmox credentials still sees the plan of action); it still fails.
-            if opts.dry_run && crate::failure::kind_of(&e) == Some(FailureKind::Preflight) {
+            if ctx.dry_run && crate::failure::kind_of(&e) == Some(FailureKind::Preflight) {
                 failure = Some(e);
                 continue;
             }
@@ -287,12 +309,7 @@ pub fn up(
             break;
         }
     }
-    let verdict = if opts.dry_run && failure.is_none() {
-        Verdict::DryRun
-    } else {
-        Verdict::of_outcome(failure.as_ref())
-    };
-    finish(run, verdict, failure).map(Some)
+    Ok(failure)
 }
 
 /// Close the run: `summary.json` and `run_finished`, then hand the record back.

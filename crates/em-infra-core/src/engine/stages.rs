@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub tfvars: PathBuf,
     pub parallelism: u32,
     pub allow_replace: bool,
+    /// Nodes whose VMs this run means to destroy (`scale` down): their destroys are not refused.
+    pub expected_destroys: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -259,6 +261,12 @@ fn provision(ctx: &Ctx<'_>, run: &mut Run<'_>, state: &mut EnvState) -> anyhow::
     let summary = plan_and_summarize(ctx, run, &tf, &plan, &plan_file)?;
     let destructive: Vec<String> = summary
         .destructive()
+        .filter(|c| {
+            !(c.action == terraform::Action::Destroy
+                && c.node
+                    .as_ref()
+                    .is_some_and(|n| ctx.expected_destroys.contains(n)))
+        })
         .map(|c| {
             format!(
                 "{:?} {}{}",

@@ -11,6 +11,7 @@ mod man;
 mod prepare;
 mod rotate;
 mod runs;
+mod scale;
 mod ssh;
 mod state;
 mod status;
@@ -46,6 +47,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(&project, &args, printer),
         Command::Prepare(args) => prepare::run(&project, &args, printer),
         Command::Status(args) => status::run(&project, &args, printer),
+        Command::Scale(args) => scale::run(&project, &args, printer),
         Command::Kubeconfig(args) => kubeconfig::run(&project, &args, printer),
         Command::Ssh(args) => ssh::run(&project, &args),
         Command::RotateSshKey(args) => rotate::run(&project, &args, printer),
@@ -60,6 +62,7 @@ fn talks_to_proxmox(command: &Command) -> bool {
     matches!(
         command,
         Command::Init(_)
+            | Command::Scale(_)
             | Command::Doctor(_)
             | Command::Up(_)
             | Command::Reset(_)

@@ -144,6 +144,18 @@ impl Repo {
         serde_json::from_str(&fs::read_to_string(last.join("summary.json")).unwrap()).unwrap()
     }
 
+    /// The node names in the Terraform state's `nodes` output, sorted.
+    pub(crate) fn tfstate_nodes(&self) -> Vec<String> {
+        let text = fs::read_to_string(self.env_dir().join("terraform.tfstate")).unwrap();
+        let state: Value = serde_json::from_str(&text).unwrap();
+        let mut names: Vec<String> = state["outputs"]["nodes"]["value"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     pub(crate) fn tfstate_serial(&self) -> u64 {
         let text = fs::read_to_string(self.env_dir().join("terraform.tfstate")).unwrap();
         serde_json::from_str::<Value>(&text).unwrap()["serial"]

@@ -618,3 +618,136 @@ fn reset_destroys_then_brings_the_cluster_up_again() {
     assert!(err.contains("applied: 3 to create"), "{err}");
     assert_eq!(repo.stage_result("provision"), "succeeded");
 }
+
+/// The stages (and pseudo-stages) of the newest run with their results.
+fn last_stages(repo: &Offline) -> Vec<(String, String)> {
+    repo.last_summary()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_string(),
+                s["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn scale_down_drains_and_destroys_only_the_highest_worker_and_scale_up_adds_workers() {
+    if !terraform_available() {
+        return;
+    }
+    use crate::kube_server::{KubeServer, node};
+    let repo = Offline::new();
+    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
+    let server = KubeServer::start(vec![
+        node("lab-cp-1", "control-plane", "10.231.0.11").json(),
+        node("lab-worker-1", "worker", "10.231.0.21").json(),
+        node("lab-worker-2", "worker", "10.231.0.22").json(),
+    ]);
+    server.add_pod("default", "web-1", "lab-worker-2", "ReplicaSet");
+    server.add_pod("default", "web-2", "lab-worker-1", "ReplicaSet");
+    server.kubeconfig(&repo.state_dir());
+    let scale = |args: &[&str]| {
+        let mut cmd = repo.cmd();
+        cmd.arg("scale")
+            .args(args)
+            .env("EM_INFRA_VERIFY_API", "false");
+        support::run_logged(&mut cmd, &format!("em-infra scale {}", args.join(" ")))
+    };
+    let tfvars = repo.env_dir().join("terraform.tfvars");
+    let before = fs::read_to_string(&tfvars).unwrap();
+
+    // Bad counts change nothing.
+    let bad = scale(&["--workers", "99", "--yes"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("worker_count"), "{}", stderr(&bad));
+    assert_eq!(fs::read_to_string(&tfvars).unwrap(), before);
+    // A dry run shows the change and makes none.
+    let dry = scale(&["--workers", "1", "--dry-run"]);
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    assert!(
+        stderr(&dry).contains("drain, delete from Kubernetes and destroy: lab-worker-2"),
+        "{}",
+        stderr(&dry)
+    );
+    assert_eq!(fs::read_to_string(&tfvars).unwrap(), before);
+    // Without a terminal, --yes is required.
+    assert_eq!(code(&scale(&["--workers", "1"])), 2);
+
+    // 2 → 1: lab-worker-2 is drained (its pod evicted, lab-worker-1's left), its Node deleted,
+    // its VM destroyed; nothing else.
+    let down = scale(&["--workers", "1", "--yes"]);
+    assert_eq!(code(&down), 0, "{}", stderr(&down));
+    let stages = last_stages(&repo);
+    assert_eq!(
+        stages,
+        [
+            ("drain", "succeeded"),
+            ("provision", "succeeded"),
+            ("configure", "succeeded"),
+            ("verify", "succeeded")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let provision = &repo.last_summary()["stages"][1]["message"];
+    assert!(
+        provision
+            .as_str()
+            .unwrap()
+            .contains("0 to create, 0 to update, 0 to replace, 1 to destroy"),
+        "{provision}"
+    );
+    assert_eq!(
+        server.count("POST", "/api/v1/namespaces/default/pods/web-1/eviction"),
+        1
+    );
+    assert_eq!(
+        server.count("POST", "/api/v1/namespaces/default/pods/web-2/eviction"),
+        0
+    );
+    assert_eq!(
+        server.node_states(),
+        [
+            ("lab-cp-1".to_string(), false),
+            ("lab-worker-1".to_string(), false)
+        ]
+    );
+    let after = fs::read_to_string(&tfvars).unwrap();
+    assert_eq!(
+        after,
+        before.replace("worker_count      = 2", "worker_count      = 1"),
+        "only the count changed; comments and alignment kept"
+    );
+    let nodes = repo.tfstate_nodes();
+    assert_eq!(nodes, ["lab-cp-1", "lab-worker-1"]);
+
+    // 1 → 3: two workers are created (slot order), none is touched.
+    let up = scale(&["--workers", "3", "--yes"]);
+    assert_eq!(code(&up), 0, "{}", stderr(&up));
+    let provision = &repo.last_summary()["stages"][0]["message"];
+    assert!(
+        provision
+            .as_str()
+            .unwrap()
+            .contains("2 to create, 0 to update, 0 to replace, 0 to destroy"),
+        "{provision}"
+    );
+    assert_eq!(
+        repo.tfstate_nodes(),
+        ["lab-cp-1", "lab-worker-1", "lab-worker-2", "lab-worker-3"]
+    );
+    // Again: nothing to change.
+    let same = scale(&["--workers", "3", "--yes"]);
+    assert_eq!(code(&same), 0);
+    assert!(
+        stderr(&same).contains("nothing to change"),
+        "{}",
+        stderr(&same)
+    );
+    // And the plan is empty afterwards.
+    let again = repo.run(&["up", "--only", "provision"]);
+    assert!(stderr(&again).contains("no changes"), "{}", stderr(&again));
+}

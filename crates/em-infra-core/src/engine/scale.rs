@@ -1,0 +1,248 @@
+//! `em-infra scale --workers N`: change the number of workers with one command.
+//!
+//! Up: the tfvars' `worker_count` is raised (comments kept, checked, backed up), then provision
+//! creates only the new VMs (the topology's stable slots never renumber the others), configure
+//! joins them, verify checks them. Down: the highest-numbered workers are cordoned, drained through
+//! the Eviction API (PodDisruptionBudgets respected, bounded; `force` deletes what cannot be
+//! evicted) and their Node objects deleted, so a future VM with the same name joins cleanly; then
+//! `worker_count` is lowered and provision destroys only those VMs — any other destructive change
+//! in the plan is still refused. One run records it all, like `up`; a failure stops there with the
+//! cluster serving, and `em-infra up --resume` continues.
+
+use std::time::{Duration, Instant};
+
+use hcl_edit::expr::Expression;
+
+use crate::config::Project;
+use crate::config::edit::{TfvarsEdit, write_checked};
+use crate::engine::events::{EventKind, Frontend, Question, Verdict};
+use crate::engine::run::Run;
+use crate::engine::stages::Ctx;
+use crate::engine::state::EnvState;
+use crate::engine::{RunReport, Stage, finish, lock, report_cleared_lock, run_stages};
+use crate::failure::bad_input;
+use crate::inventory::{Role, natural_cmp};
+use crate::kube::drain::{DrainOptions, drain_and_delete};
+use crate::runner::{Interrupt, Redactor};
+
+/// What `scale` is asked to do.
+#[derive(Debug, Clone)]
+pub struct ScaleOptions {
+    pub env: String,
+    pub workers: u32,
+    /// Confirmed already (`--yes`).
+    pub yes: bool,
+    /// Show the change; change nothing.
+    pub dry_run: bool,
+    /// How long each removed node's pods may take to leave.
+    pub drain_timeout: Duration,
+    /// Delete the pods that cannot be evicted in time.
+    pub force: bool,
+    pub parallelism: u32,
+    pub clear_stale_lock: bool,
+}
+
+/// The change `scale` makes (also what a dry run shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalePlan {
+    pub from: u32,
+    pub to: u32,
+    /// Worker names that will be created.
+    pub added: Vec<String>,
+    /// Worker names that will be drained, deleted from Kubernetes and destroyed.
+    pub removed: Vec<String>,
+}
+
+/// What `scale` did.
+#[derive(Debug)]
+pub enum ScaleOutcome {
+    /// The cluster already has that many workers.
+    Unchanged(ScalePlan),
+    /// A dry run: the plan, nothing changed.
+    Planned(ScalePlan),
+    Ran(ScalePlan, Box<RunReport>),
+}
+
+pub fn scale(
+    project: &Project,
+    opts: &ScaleOptions,
+    frontend: &dyn Frontend,
+) -> anyhow::Result<ScaleOutcome> {
+    let env = project.environment(&opts.env)?;
+    let tfvars = env.own_tfvars()?;
+    let outputs = crate::inventory::load_outputs(&env.tfstate()).map_err(|e| {
+        bad_input(format!(
+            "{e:#}; scale changes a provisioned cluster: bring it up first (`em-infra up --env {}`)",
+            env.name
+        ))
+    })?;
+    let text = std::fs::read_to_string(&tfvars)?;
+    let mut edit = TfvarsEdit::parse(&text, &tfvars)?;
+    let cluster = &outputs.cluster_name;
+    let mut workers: Vec<&str> = outputs
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Worker)
+        .map(|n| n.name.as_str())
+        .collect();
+    workers.sort_by(|a, b| natural_cmp(a, b));
+    let from = u32::try_from(workers.len()).unwrap_or(u32::MAX);
+    let plan = ScalePlan {
+        from,
+        to: opts.workers,
+        added: (from..opts.workers)
+            .map(|i| format!("{cluster}-worker-{}", i + 1))
+            .collect(),
+        removed: workers
+            .iter()
+            .skip(opts.workers as usize)
+            .map(|n| n.to_string())
+            .collect(),
+    };
+    // The new count must pass the same rules as any tfvars (range, addresses, VM IDs) before
+    // anything changes: checked on a candidate file that is only put in place later.
+    edit.set("worker_count", Expression::from(u64::from(opts.workers)));
+    if plan.from == plan.to {
+        return Ok(ScaleOutcome::Unchanged(plan));
+    }
+    if opts.dry_run {
+        validate_only(project, &env, &edit)?;
+        return Ok(ScaleOutcome::Planned(plan));
+    }
+    if !opts.yes
+        && !frontend.confirm(&Question::Scale {
+            env: env.name.clone(),
+            from: plan.from,
+            to: plan.to,
+            removed: plan.removed.clone(),
+        })?
+    {
+        return Err(bad_input("not confirmed: nothing was changed"));
+    }
+    validate_only(project, &env, &edit)?;
+
+    crate::fsutil::ensure_private_dir(&env.state_dir)?;
+    let lock = lock(&env, "scale", opts.clear_stale_lock)?;
+    let mut state = EnvState::load(&env.state_dir, &env.name)?;
+    let mut run = Run::start(
+        &env.state_dir,
+        &env.name,
+        &format!("scale --workers {}", opts.workers),
+        Redactor::from_env(),
+        Interrupt::install()?,
+        frontend,
+        Some(&lock),
+    )?;
+    report_cleared_lock(&mut run, Some(&lock))?;
+    let failure = (|| -> anyhow::Result<Option<anyhow::Error>> {
+        if !plan.removed.is_empty()
+            && let Err(e) = drain(&env.kubeconfig(), &plan.removed, opts, &mut run)
+        {
+            return Ok(Some(e));
+        }
+        let backup = write_checked(project, &env, &tfvars, &edit.render())?;
+        run.message(
+            Stage::Provision,
+            format!(
+                "worker_count = {} in {}{}",
+                opts.workers,
+                tfvars.display(),
+                backup
+                    .map(|b| format!(" (previous file: {})", b.display()))
+                    .unwrap_or_default()
+            ),
+        )?;
+        let ctx = Ctx {
+            project,
+            env: &env,
+            tfvars: tfvars.clone(),
+            parallelism: opts.parallelism,
+            allow_replace: false,
+            expected_destroys: plan.removed.clone(),
+            dry_run: false,
+        };
+        run_stages(
+            &ctx,
+            &mut run,
+            &mut state,
+            &[Stage::Provision, Stage::Configure, Stage::Verify],
+        )
+    })();
+    let failure = match failure {
+        Ok(f) => f,
+        Err(e) => Some(e),
+    };
+    let verdict = Verdict::of_outcome(failure.as_ref());
+    Ok(ScaleOutcome::Ran(
+        plan,
+        Box::new(finish(run, verdict, failure)?),
+    ))
+}
+
+/// Check the edited tfvars by the contract's rules without writing it.
+fn validate_only(
+    project: &Project,
+    env: &crate::config::Environment,
+    edit: &TfvarsEdit,
+) -> anyhow::Result<()> {
+    let probe = env.dir.join(".terraform.tfvars.scale-check");
+    crate::fsutil::write_atomic(&probe, edit.render().as_bytes(), 0o644)?;
+    let report = crate::config::check::check_environment(project, env, Some(&probe));
+    let _ = std::fs::remove_file(&probe);
+    let report = report?;
+    if report.ok() {
+        return Ok(());
+    }
+    let findings: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| format!("{}: {} (fix: {})", f.field, f.message, f.fix))
+        .collect();
+    Err(bad_input(format!(
+        "--workers: {}; nothing was changed",
+        findings.join("; ")
+    )))
+}
+
+/// The removed workers out of Kubernetes, as the run's `drain` step (the configure stage's slot in
+/// events; its own record and log).
+fn drain(
+    kubeconfig: &std::path::Path,
+    nodes: &[String],
+    opts: &ScaleOptions,
+    run: &mut Run<'_>,
+) -> anyhow::Result<()> {
+    const NAME: &str = "drain";
+    let stage = Stage::Configure;
+    let started_at = jiff::Timestamp::now();
+    let clock = Instant::now();
+    run.emit(Some(stage), EventKind::StageStarted, None, None, NAME)?;
+    let mut lines = Vec::new();
+    let result = drain_and_delete(
+        kubeconfig,
+        nodes,
+        &DrainOptions {
+            timeout: opts.drain_timeout,
+            force: opts.force,
+            ..DrainOptions::default()
+        },
+        &mut |line| lines.push(line.to_string()),
+    );
+    for line in lines {
+        run.message(stage, line)?;
+    }
+    let message = match &result {
+        Ok(done) => format!(
+            "{} node(s) drained and deleted from Kubernetes: {}",
+            done.len(),
+            nodes.join(", ")
+        ),
+        Err(_) => String::new(),
+    };
+    let outcome = match &result {
+        Ok(_) => Ok((Verdict::Succeeded, message.as_str())),
+        Err(e) => Err(e),
+    };
+    run.finish_stage(stage, NAME, started_at, Run::elapsed_ms(clock), outcome)?;
+    result.map(|_| ())
+}
