@@ -62,15 +62,19 @@ impl Terraform {
             .args(["-input=false", "-no-color"])
     }
 
-    pub fn plan(&self, tfvars: &Path, out: &Path, parallelism: u32) -> Cmd {
-        self.cmd("terraform plan", "plan").args([
-            "-input=false".to_string(),
-            "-no-color".to_string(),
-            "-detailed-exitcode".to_string(),
-            format!("-parallelism={parallelism}"),
-            format!("-var-file={}", tfvars.display()),
-            format!("-out={}", out.display()),
-        ])
+    /// `terraform plan` into `out`; each of `replace` (a resource instance address) is planned
+    /// for replacement (`-replace=ADDR`).
+    pub fn plan(&self, tfvars: &Path, out: &Path, parallelism: u32, replace: &[String]) -> Cmd {
+        self.cmd("terraform plan", "plan")
+            .args([
+                "-input=false".to_string(),
+                "-no-color".to_string(),
+                "-detailed-exitcode".to_string(),
+                format!("-parallelism={parallelism}"),
+                format!("-var-file={}", tfvars.display()),
+                format!("-out={}", out.display()),
+            ])
+            .args(replace.iter().map(|a| format!("-replace={a}")))
     }
 
     pub fn show_json(&self, plan: &Path) -> Cmd {

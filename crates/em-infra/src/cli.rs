@@ -97,6 +97,10 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Scale(ScaleArgs),
 
+    /// One node: `node replace NAME` recreates a broken worker (drain, new VM, join, Ready).
+    #[command(subcommand)]
+    Node(NodeCommand),
+
     /// The cluster's kubeconfig: print its path, or merge its context into your kubeconfig.
     #[command(after_help = EXIT_CODES_HELP)]
     Kubeconfig(KubeconfigArgs),
@@ -293,6 +297,62 @@ impl ScaleArgs {
         em_infra_core::engine::scale::ScaleOptions {
             env: self.env.env.clone(),
             workers: self.workers,
+            yes: self.yes,
+            dry_run: self.dry_run,
+            drain_timeout: Duration::from_secs(self.drain_timeout),
+            force: self.force,
+            parallelism: self.parallelism,
+            clear_stale_lock: self.clear_stale_lock,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Recreate a worker: drain it and delete its Node, replace its VM (same name, IP and VM ID),
+    /// configure it and wait until every node is Ready.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Replace(NodeReplaceArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeReplaceArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArg,
+
+    /// The node's name, as in `em-infra status` (a worker or GPU worker).
+    pub(crate) name: String,
+
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// Show the resources that would be replaced; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// How long the node's pods may take to be evicted.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub(crate) drain_timeout: u64,
+
+    /// Delete the pods that cannot be evicted in time (a PodDisruptionBudget refuses them).
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Terraform parallelism.
+    #[arg(long, default_value_t = em_infra_core::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub(crate) parallelism: u32,
+
+    /// Remove a stale lock left by a dead em-infra process (never a live one).
+    #[arg(long)]
+    pub(crate) clear_stale_lock: bool,
+}
+
+impl NodeReplaceArgs {
+    pub(crate) fn replace_options(&self) -> em_infra_core::engine::replace::ReplaceOptions {
+        em_infra_core::engine::replace::ReplaceOptions {
+            env: self.env.env.clone(),
+            node: self.name.clone(),
             yes: self.yes,
             dry_run: self.dry_run,
             drain_timeout: Duration::from_secs(self.drain_timeout),

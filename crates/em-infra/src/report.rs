@@ -214,6 +214,20 @@ fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
                 "y" | "yes"
             ))
         }
+        Question::ReplaceNode { env, node } => {
+            if !std::io::stdin().is_terminal() {
+                return Err(bad_input(
+                    "node replace destroys and recreates a VM: pass --yes when not running interactively",
+                ));
+            }
+            printer.line(format!(
+                "This drains {node} of environment {env}, destroys its VM and creates it again. Go on? [y/N]"
+            ));
+            Ok(matches!(
+                read_answer()?.to_lowercase().as_str(),
+                "y" | "yes"
+            ))
+        }
         Question::Value { .. } => Ok(!ask(printer, question)?.is_empty()),
     }
 }
@@ -240,7 +254,8 @@ fn ask(printer: &Printer, question: &Question) -> anyhow::Result<String> {
         }
         Question::DestroyEnvironment { .. }
         | Question::RotateSshKey { .. }
-        | Question::Scale { .. } => {
+        | Question::Scale { .. }
+        | Question::ReplaceNode { .. } => {
             confirm(printer, question).map(|yes| if yes { "yes" } else { "" }.to_string())
         }
     }

@@ -118,6 +118,8 @@ pub enum Question {
         to: u32,
         removed: Vec<String>,
     },
+    /// `node replace`: drain `node` of `env`, destroy its VM and create it again?
+    ReplaceNode { env: String, node: String },
     /// `init`: a tfvars value the Proxmox host cannot know. `flag` gives it without asking.
     Value {
         variable: String,

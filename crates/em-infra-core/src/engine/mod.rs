@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bundle;
 pub mod events;
 pub mod lock;
+pub mod replace;
 pub mod run;
 pub mod runs;
 pub mod scale;
@@ -186,7 +187,8 @@ pub fn up(
         tfvars,
         parallelism: opts.parallelism,
         allow_replace: opts.allow_replace,
-        expected_destroys: Vec::new(),
+        expected_losses: Vec::new(),
+        replace: Vec::new(),
         dry_run: opts.dry_run,
     };
     let command = if opts.dry_run { "up --dry-run" } else { "up" };
@@ -437,7 +439,7 @@ fn destroy(env: &Environment, opts: &DownOptions, run: &mut Run<'_>) -> anyhow::
 /// Remove the cluster's IPs from `~/.ssh/known_hosts` (through the runner, logged like every
 /// tool), so recreated VMs (new host keys) are accepted without a scary warning. Returns how many
 /// entries were removed; a missing `ssh-keygen` or known_hosts removes none.
-fn forget_host_keys(
+pub(crate) fn forget_host_keys(
     run: &mut Run<'_>,
     stage: Stage,
     log_name: &str,
@@ -467,4 +469,40 @@ fn forget_host_keys(
         }
     }
     Ok(forgotten)
+}
+
+/// Nodes out of Kubernetes (cordon, drain, delete the Node objects) as a run's `drain` step: the
+/// configure stage's slot in events, its own record and log. For `scale` down and `node replace`.
+pub(crate) fn drain_step(
+    run: &mut Run<'_>,
+    kubeconfig: &std::path::Path,
+    nodes: &[String],
+    opts: &crate::kube::drain::DrainOptions,
+) -> anyhow::Result<()> {
+    const NAME: &str = "drain";
+    let stage = Stage::Configure;
+    let started_at = jiff::Timestamp::now();
+    let clock = Instant::now();
+    run.emit(Some(stage), EventKind::StageStarted, None, None, NAME)?;
+    let mut lines = Vec::new();
+    let result = crate::kube::drain::drain_and_delete(kubeconfig, nodes, opts, &mut |line| {
+        lines.push(line.to_string())
+    });
+    for line in lines {
+        run.message(stage, line)?;
+    }
+    let message = match &result {
+        Ok(done) => format!(
+            "{} node(s) drained and deleted from Kubernetes: {}",
+            done.len(),
+            nodes.join(", ")
+        ),
+        Err(_) => String::new(),
+    };
+    let outcome = match &result {
+        Ok(_) => Ok((Verdict::Succeeded, message.as_str())),
+        Err(e) => Err(e),
+    };
+    run.finish_stage(stage, NAME, started_at, Run::elapsed_ms(clock), outcome)?;
+    result.map(|_| ())
 }

@@ -9,20 +9,20 @@
 //! in the plan is still refused. One run records it all, like `up`; a failure stops there with the
 //! cluster serving, and `em-infra up --resume` continues.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hcl_edit::expr::Expression;
 
 use crate::config::Project;
 use crate::config::edit::{TfvarsEdit, write_checked};
-use crate::engine::events::{EventKind, Frontend, Question, Verdict};
+use crate::engine::events::{Frontend, Question, Verdict};
 use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
 use crate::engine::state::EnvState;
-use crate::engine::{RunReport, Stage, finish, lock, report_cleared_lock, run_stages};
+use crate::engine::{RunReport, Stage, drain_step, finish, lock, report_cleared_lock, run_stages};
 use crate::failure::bad_input;
 use crate::inventory::{Role, natural_cmp};
-use crate::kube::drain::{DrainOptions, drain_and_delete};
+use crate::kube::drain::DrainOptions;
 use crate::runner::{Interrupt, Redactor};
 
 /// What `scale` is asked to do.
@@ -136,7 +136,16 @@ pub fn scale(
     report_cleared_lock(&mut run, Some(&lock))?;
     let failure = (|| -> anyhow::Result<Option<anyhow::Error>> {
         if !plan.removed.is_empty()
-            && let Err(e) = drain(&env.kubeconfig(), &plan.removed, opts, &mut run)
+            && let Err(e) = drain_step(
+                &mut run,
+                &env.kubeconfig(),
+                &plan.removed,
+                &DrainOptions {
+                    timeout: opts.drain_timeout,
+                    force: opts.force,
+                    ..DrainOptions::default()
+                },
+            )
         {
             return Ok(Some(e));
         }
@@ -158,7 +167,8 @@ pub fn scale(
             tfvars: tfvars.clone(),
             parallelism: opts.parallelism,
             allow_replace: false,
-            expected_destroys: plan.removed.clone(),
+            expected_losses: plan.removed.clone(),
+            replace: Vec::new(),
             dry_run: false,
         };
         run_stages(
@@ -202,47 +212,4 @@ fn validate_only(
         "--workers: {}; nothing was changed",
         findings.join("; ")
     )))
-}
-
-/// The removed workers out of Kubernetes, as the run's `drain` step (the configure stage's slot in
-/// events; its own record and log).
-fn drain(
-    kubeconfig: &std::path::Path,
-    nodes: &[String],
-    opts: &ScaleOptions,
-    run: &mut Run<'_>,
-) -> anyhow::Result<()> {
-    const NAME: &str = "drain";
-    let stage = Stage::Configure;
-    let started_at = jiff::Timestamp::now();
-    let clock = Instant::now();
-    run.emit(Some(stage), EventKind::StageStarted, None, None, NAME)?;
-    let mut lines = Vec::new();
-    let result = drain_and_delete(
-        kubeconfig,
-        nodes,
-        &DrainOptions {
-            timeout: opts.drain_timeout,
-            force: opts.force,
-            ..DrainOptions::default()
-        },
-        &mut |line| lines.push(line.to_string()),
-    );
-    for line in lines {
-        run.message(stage, line)?;
-    }
-    let message = match &result {
-        Ok(done) => format!(
-            "{} node(s) drained and deleted from Kubernetes: {}",
-            done.len(),
-            nodes.join(", ")
-        ),
-        Err(_) => String::new(),
-    };
-    let outcome = match &result {
-        Ok(_) => Ok((Verdict::Succeeded, message.as_str())),
-        Err(e) => Err(e),
-    };
-    run.finish_stage(stage, NAME, started_at, Run::elapsed_ms(clock), outcome)?;
-    result.map(|_| ())
 }

@@ -37,8 +37,11 @@ pub struct Ctx<'a> {
     pub tfvars: PathBuf,
     pub parallelism: u32,
     pub allow_replace: bool,
-    /// Nodes whose VMs this run means to destroy (`scale` down): their destroys are not refused.
-    pub expected_destroys: Vec<String>,
+    /// Nodes whose VMs this run means to lose (`scale` down destroys them, `node replace`
+    /// recreates them): their destroys and replacements are not refused.
+    pub expected_losses: Vec<String>,
+    /// Resource instance addresses to plan for replacement (`node replace`).
+    pub replace: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -229,7 +232,7 @@ fn provision(ctx: &Ctx<'_>, run: &mut Run<'_>, state: &mut EnvState) -> anyhow::
     let stage = Stage::Provision;
     let tf = ctx.terraform()?;
     let plan_file = run.dir.join("plan.tfplan");
-    let plan = tf.plan(&ctx.tfvars, &plan_file, ctx.parallelism);
+    let plan = tf.plan(&ctx.tfvars, &plan_file, ctx.parallelism, &ctx.replace);
 
     if ctx.dry_run {
         run.message(stage, format!("would run: {}", tf.init().display()))?;
@@ -262,10 +265,13 @@ fn provision(ctx: &Ctx<'_>, run: &mut Run<'_>, state: &mut EnvState) -> anyhow::
     let destructive: Vec<String> = summary
         .destructive()
         .filter(|c| {
-            !(c.action == terraform::Action::Destroy
-                && c.node
-                    .as_ref()
-                    .is_some_and(|n| ctx.expected_destroys.contains(n)))
+            !(matches!(
+                c.action,
+                terraform::Action::Destroy | terraform::Action::Replace
+            ) && c
+                .node
+                .as_ref()
+                .is_some_and(|n| ctx.expected_losses.contains(n)))
         })
         .map(|c| {
             format!(

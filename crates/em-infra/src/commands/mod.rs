@@ -8,6 +8,7 @@ mod init;
 mod inventory;
 mod kubeconfig;
 mod man;
+mod node;
 mod prepare;
 mod rotate;
 mod runs;
@@ -48,6 +49,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Prepare(args) => prepare::run(&project, &args, printer),
         Command::Status(args) => status::run(&project, &args, printer),
         Command::Scale(args) => scale::run(&project, &args, printer),
+        Command::Node(cmd) => node::run(&project, &cmd, printer),
         Command::Kubeconfig(args) => kubeconfig::run(&project, &args, printer),
         Command::Ssh(args) => ssh::run(&project, &args),
         Command::RotateSshKey(args) => rotate::run(&project, &args, printer),
@@ -63,6 +65,7 @@ fn talks_to_proxmox(command: &Command) -> bool {
         command,
         Command::Init(_)
             | Command::Scale(_)
+            | Command::Node(_)
             | Command::Doctor(_)
             | Command::Up(_)
             | Command::Reset(_)

@@ -751,3 +751,111 @@ fn scale_down_drains_and_destroys_only_the_highest_worker_and_scale_up_adds_work
     let again = repo.run(&["up", "--only", "provision"]);
     assert!(stderr(&again).contains("no changes"), "{}", stderr(&again));
 }
+
+/// The `id` Terraform gave node `name`'s stand-in VM (changes when it is replaced).
+fn vm_id_of(repo: &Offline, name: &str) -> String {
+    let text = fs::read_to_string(repo.env_dir().join("terraform.tfstate")).unwrap();
+    let state: Value = serde_json::from_str(&text).unwrap();
+    state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "terraform_data")
+        .flat_map(|r| r["instances"].as_array().unwrap().iter())
+        .find(|i| i["index_key"] == name)
+        .map(|i| i["attributes"]["id"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[test]
+fn node_replace_drains_and_recreates_only_that_worker() {
+    if !terraform_available() {
+        return;
+    }
+    use crate::kube_server::{KubeServer, node};
+    let repo = Offline::new();
+    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
+    let server = KubeServer::start(vec![
+        node("lab-cp-1", "control-plane", "10.231.0.11").json(),
+        node("lab-worker-1", "worker", "10.231.0.21").json(),
+        node("lab-worker-2", "worker", "10.231.0.22").json(),
+    ]);
+    server.add_pod("default", "web-1", "lab-worker-1", "ReplicaSet");
+    server.kubeconfig(&repo.state_dir());
+    let replace = |args: &[&str]| {
+        let mut cmd = repo.cmd();
+        cmd.args(["node", "replace"])
+            .args(args)
+            .env("EM_INFRA_VERIFY_API", "false");
+        support::run_logged(
+            &mut cmd,
+            &format!("em-infra node replace {}", args.join(" ")),
+        )
+    };
+    let (cp, w1, w2) = (
+        vm_id_of(&repo, "lab-cp-1"),
+        vm_id_of(&repo, "lab-worker-1"),
+        vm_id_of(&repo, "lab-worker-2"),
+    );
+
+    // Refused before anything changes: the control plane, an unknown node.
+    let control_plane = replace(&["lab-cp-1", "--yes"]);
+    assert_eq!(code(&control_plane), 2);
+    assert!(
+        stderr(&control_plane).contains("datastore"),
+        "{}",
+        stderr(&control_plane)
+    );
+    let unknown = replace(&["lab-worker-9", "--yes"]);
+    assert_eq!(code(&unknown), 2);
+    assert!(stderr(&unknown).contains("nodes: lab-cp-1, lab-worker-1, lab-worker-2"));
+    let dry = replace(&["lab-worker-1", "--dry-run"]);
+    assert_eq!(code(&dry), 0);
+    assert!(
+        stderr(&dry).contains("terraform_data.vm[\"lab-worker-1\"]"),
+        "{}",
+        stderr(&dry)
+    );
+    assert_eq!(server.count("PATCH", "/api/v1/nodes/lab-worker-1"), 0);
+
+    let done = replace(&["lab-worker-1", "--yes"]);
+    assert_eq!(code(&done), 0, "{}", stderr(&done));
+    assert_eq!(
+        last_stages(&repo),
+        [
+            ("drain", "succeeded"),
+            ("provision", "succeeded"),
+            ("configure", "succeeded"),
+            ("verify", "succeeded")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let provision = &repo.last_summary()["stages"][1]["message"];
+    assert!(
+        provision
+            .as_str()
+            .unwrap()
+            .contains("0 to create, 0 to update, 1 to replace, 0 to destroy"),
+        "{provision}"
+    );
+    assert_eq!(
+        server.count("POST", "/api/v1/namespaces/default/pods/web-1/eviction"),
+        1
+    );
+    assert!(
+        !server
+            .node_states()
+            .iter()
+            .any(|(n, _)| n == "lab-worker-1")
+    );
+    // Only that VM is new; the same name (and so IP and VM ID) is in the state.
+    assert_ne!(vm_id_of(&repo, "lab-worker-1"), w1);
+    assert_eq!(vm_id_of(&repo, "lab-cp-1"), cp);
+    assert_eq!(vm_id_of(&repo, "lab-worker-2"), w2);
+    assert_eq!(
+        repo.tfstate_nodes(),
+        ["lab-cp-1", "lab-worker-1", "lab-worker-2"]
+    );
+    let again = repo.run(&["up", "--only", "provision"]);
+    assert!(stderr(&again).contains("no changes"), "{}", stderr(&again));
+}
