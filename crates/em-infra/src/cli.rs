@@ -97,6 +97,10 @@ pub(crate) enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Scale(ScaleArgs),
 
+    /// GPU workers: `gpu add --mapping M` creates one, `gpu remove NAME` drains and destroys one.
+    #[command(subcommand)]
+    Gpu(GpuCommand),
+
     /// One node: `node replace NAME` recreates a broken worker (drain, new VM, join, Ready).
     #[command(subcommand)]
     Node(NodeCommand),
@@ -303,6 +307,97 @@ impl ScaleArgs {
             force: self.force,
             parallelism: self.parallelism,
             clear_stale_lock: self.clear_stale_lock,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GpuCommand {
+    /// Add a GPU worker for a PCI resource mapping: doctor checks the device first, then the VM
+    /// is created, configured (driver, container toolkit, device plugin) and verified.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Add {
+        #[command(flatten)]
+        env: EnvArg,
+        /// The PCI resource mapping (Datacenter > Resource Mappings > PCI).
+        #[arg(long, value_name = "MAPPING")]
+        mapping: String,
+        /// The Proxmox node that holds the GPU, when not the environment's default node.
+        #[arg(long, value_name = "NODE")]
+        proxmox_node: Option<String>,
+        #[command(flatten)]
+        change: GpuChangeArgs,
+    },
+    /// Remove the last GPU worker: drained, its Node deleted, its VM destroyed (the device is free).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Remove {
+        #[command(flatten)]
+        env: EnvArg,
+        /// The GPU worker's name (only the last one: removing another would renumber the rest).
+        name: String,
+        #[command(flatten)]
+        change: GpuChangeArgs,
+    },
+}
+
+/// Flags every `gpu` change takes.
+#[derive(Debug, Args)]
+pub(crate) struct GpuChangeArgs {
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// Check and show the change; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// How long the removed node's pods may take to be evicted.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub(crate) drain_timeout: u64,
+
+    /// Delete the pods that cannot be evicted in time.
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Terraform parallelism.
+    #[arg(long, default_value_t = em_infra_core::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub(crate) parallelism: u32,
+
+    /// Remove a stale lock left by a dead em-infra process (never a live one).
+    #[arg(long)]
+    pub(crate) clear_stale_lock: bool,
+}
+
+impl GpuCommand {
+    pub(crate) fn gpu_options(&self) -> em_infra_core::engine::gpu::GpuOptions {
+        use em_infra_core::engine::gpu::{GpuChange, GpuOptions};
+        let (env, change, args) = match self {
+            GpuCommand::Add {
+                env,
+                mapping,
+                proxmox_node,
+                change,
+            } => (
+                env,
+                GpuChange::Add {
+                    mapping: mapping.clone(),
+                    proxmox_node: proxmox_node.clone(),
+                },
+                change,
+            ),
+            GpuCommand::Remove { env, name, change } => {
+                (env, GpuChange::Remove { name: name.clone() }, change)
+            }
+        };
+        GpuOptions {
+            env: env.env.clone(),
+            change,
+            yes: args.yes,
+            dry_run: args.dry_run,
+            drain_timeout: Duration::from_secs(args.drain_timeout),
+            force: args.force,
+            parallelism: args.parallelism,
+            clear_stale_lock: args.clear_stale_lock,
         }
     }
 }

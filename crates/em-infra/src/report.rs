@@ -214,6 +214,23 @@ fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
                 "y" | "yes"
             ))
         }
+        Question::GpuChange { env, node, adding } => {
+            if !std::io::stdin().is_terminal() {
+                return Err(bad_input(
+                    "gpu changes the cluster's VMs: pass --yes when not running interactively",
+                ));
+            }
+            let what = if *adding {
+                format!("creates GPU worker {node}")
+            } else {
+                format!("drains GPU worker {node} and destroys its VM")
+            };
+            printer.line(format!("This {what} in environment {env}. Go on? [y/N]"));
+            Ok(matches!(
+                read_answer()?.to_lowercase().as_str(),
+                "y" | "yes"
+            ))
+        }
         Question::ReplaceNode { env, node } => {
             if !std::io::stdin().is_terminal() {
                 return Err(bad_input(
@@ -255,7 +272,8 @@ fn ask(printer: &Printer, question: &Question) -> anyhow::Result<String> {
         Question::DestroyEnvironment { .. }
         | Question::RotateSshKey { .. }
         | Question::Scale { .. }
-        | Question::ReplaceNode { .. } => {
+        | Question::ReplaceNode { .. }
+        | Question::GpuChange { .. } => {
             confirm(printer, question).map(|yes| if yes { "yes" } else { "" }.to_string())
         }
     }

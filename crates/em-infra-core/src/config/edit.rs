@@ -54,6 +54,37 @@ impl TfvarsEdit {
         }
     }
 
+    /// Append `item` to the list `key` holds (the attribute is created as `[item]` when absent).
+    /// `Err` when `key` holds something else than a list.
+    pub fn push_to_list(&mut self, key: &str, item: Expression) -> anyhow::Result<()> {
+        match self.body.get_attribute_mut(key) {
+            Some(mut attr) => match attr.value_mut().as_array_mut() {
+                Some(list) => {
+                    list.push(item);
+                    Ok(())
+                }
+                None => Err(bad_input(format!("{key} is not a list: edit it by hand"))),
+            },
+            None => {
+                let mut list = hcl_edit::expr::Array::new();
+                list.push(item);
+                self.set(key, Expression::from(list));
+                Ok(())
+            }
+        }
+    }
+
+    /// Remove the last item of the list `key` holds; `Err` when it is not a non-empty list.
+    pub fn pop_from_list(&mut self, key: &str) -> anyhow::Result<()> {
+        let popped = self
+            .body
+            .get_attribute_mut(key)
+            .and_then(|mut attr| attr.value_mut().as_array_mut().and_then(|l| l.pop()));
+        popped
+            .map(|_| ())
+            .ok_or_else(|| bad_input(format!("{key} is not a non-empty list: edit it by hand")))
+    }
+
     pub fn number(&self, key: &str) -> Option<u64> {
         self.body.get_attribute(key)?.value.as_number()?.as_u64()
     }
@@ -135,6 +166,27 @@ mod tests {
             // A new attribute goes after the last one; the file's closing comments stay last.
             "# head\n# note\nworker_count = 3 # workers\nvm_id_base     = 9200 # base\ncluster_name = \"lab\"\n# dns = [1]\n"
         );
+    }
+
+    #[test]
+    fn list_items_are_appended_and_removed_at_the_end() {
+        let text = "gpu_workers = [] # GPUs\n";
+        let mut edit = TfvarsEdit::parse(text, Path::new("t.tfvars")).unwrap();
+        let item =
+            |m: &str| hcl_edit::parser::parse_expr(&format!("{{ mapping = \"{m}\" }}")).unwrap();
+        edit.push_to_list("gpu_workers", item("gpu0")).unwrap();
+        edit.push_to_list("gpu_workers", item("gpu1")).unwrap();
+        let both = edit.render();
+        assert!(both.contains("mapping = \"gpu0\""), "{both}");
+        assert!(both.contains("mapping = \"gpu1\""), "{both}");
+        assert!(both.trim_end().ends_with("# GPUs"), "{both}");
+        edit.pop_from_list("gpu_workers").unwrap();
+        let one = edit.render();
+        assert!(one.contains("gpu0") && !one.contains("gpu1"), "{one}");
+        edit.pop_from_list("gpu_workers").unwrap();
+        assert!(edit.pop_from_list("gpu_workers").is_err());
+        let mut scalar = TfvarsEdit::parse("gpu_workers = 3\n", Path::new("t.tfvars")).unwrap();
+        assert!(scalar.push_to_list("gpu_workers", item("x")).is_err());
     }
 
     #[test]

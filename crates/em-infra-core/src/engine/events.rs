@@ -118,6 +118,12 @@ pub enum Question {
         to: u32,
         removed: Vec<String>,
     },
+    /// `gpu add` / `gpu remove`: create (or drain and destroy) GPU worker `node` of `env`?
+    GpuChange {
+        env: String,
+        node: String,
+        adding: bool,
+    },
     /// `node replace`: drain `node` of `env`, destroy its VM and create it again?
     ReplaceNode { env: String, node: String },
     /// `init`: a tfvars value the Proxmox host cannot know. `flag` gives it without asking.

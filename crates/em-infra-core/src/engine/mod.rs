@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod bundle;
 pub mod events;
+pub mod gpu;
 pub mod lock;
 pub mod replace;
 pub mod run;

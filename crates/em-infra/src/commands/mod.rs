@@ -4,6 +4,7 @@
 mod check;
 mod completions;
 mod doctor;
+mod gpu;
 mod init;
 mod inventory;
 mod kubeconfig;
@@ -50,6 +51,7 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&project, &args, printer),
         Command::Scale(args) => scale::run(&project, &args, printer),
         Command::Node(cmd) => node::run(&project, &cmd, printer),
+        Command::Gpu(cmd) => gpu::run(&project, &cmd, printer),
         Command::Kubeconfig(args) => kubeconfig::run(&project, &args, printer),
         Command::Ssh(args) => ssh::run(&project, &args),
         Command::RotateSshKey(args) => rotate::run(&project, &args, printer),
@@ -66,6 +68,7 @@ fn talks_to_proxmox(command: &Command) -> bool {
         Command::Init(_)
             | Command::Scale(_)
             | Command::Node(_)
+            | Command::Gpu(_)
             | Command::Doctor(_)
             | Command::Up(_)
             | Command::Reset(_)

@@ -1303,3 +1303,38 @@ fn up_without_the_environments_own_tfvars_refuses_and_points_at_init() {
         "nothing was written"
     );
 }
+
+#[test]
+fn gpu_add_runs_doctors_device_checks_on_the_new_device_before_anything_changes() {
+    let lab = Lab::new();
+    lab.tfvars(&[("gpu_workers", "[]")]);
+    write_one_node_state(&lab, "127.0.0.1");
+    let tfvars = lab.env_dir().join("terraform.tfvars");
+    let before = fs::read_to_string(&tfvars).unwrap();
+
+    let missing = lab.run(&mut lab.cmd(&["gpu", "add", "--mapping", "gpu9", "--yes"]));
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("GPU lab-gpu-1"),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.stderr.contains("gpu9"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("nothing was changed"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(fs::read_to_string(&tfvars).unwrap(), before);
+    assert!(!lab.root().join(".em-infra").exists(), "no run was started");
+
+    let fine = lab.run(&mut lab.cmd(&["gpu", "add", "--mapping", "gpu0", "--dry-run"]));
+    assert_eq!(fine.code, 0, "{}", fine.stderr);
+    assert!(
+        fine.stderr
+            .contains("lab-gpu-1 would be created; the checks passed"),
+        "{}",
+        fine.stderr
+    );
+    assert_eq!(fs::read_to_string(&tfvars).unwrap(), before);
+}

@@ -859,3 +859,85 @@ fn node_replace_drains_and_recreates_only_that_worker() {
     let again = repo.run(&["up", "--only", "provision"]);
     assert!(stderr(&again).contains("no changes"), "{}", stderr(&again));
 }
+
+#[test]
+fn gpu_add_then_remove_the_last_gpu_worker() {
+    if !terraform_available() {
+        return;
+    }
+    use crate::kube_server::{KubeServer, node};
+    let repo = Offline::new();
+    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
+    let gpu = |args: &[&str]| {
+        let mut cmd = repo.cmd();
+        cmd.arg("gpu")
+            .args(args)
+            .env("EM_INFRA_VERIFY_API", "false");
+        support::run_logged(&mut cmd, &format!("em-infra gpu {}", args.join(" ")))
+    };
+    let tfvars = repo.env_dir().join("terraform.tfvars");
+    let before = fs::read_to_string(&tfvars).unwrap();
+
+    // A mapping name the contract refuses changes nothing.
+    let bad = gpu(&["add", "--mapping", "9-not-a-name", "--yes"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("gpu_workers"), "{}", stderr(&bad));
+    assert_eq!(fs::read_to_string(&tfvars).unwrap(), before);
+
+    let added = gpu(&["add", "--mapping", "gpu0", "--yes"]);
+    assert_eq!(code(&added), 0, "{}", stderr(&added));
+    assert!(
+        stderr(&added).contains("GPU worker lab-gpu-1"),
+        "{}",
+        stderr(&added)
+    );
+    let provision = &repo.last_summary()["stages"][0]["message"];
+    assert!(
+        provision
+            .as_str()
+            .unwrap()
+            .contains("1 to create, 0 to update, 0 to replace, 0 to destroy"),
+        "{provision}"
+    );
+    assert_eq!(
+        repo.tfstate_nodes(),
+        ["lab-cp-1", "lab-gpu-1", "lab-worker-1", "lab-worker-2"]
+    );
+    assert!(
+        fs::read_to_string(&tfvars)
+            .unwrap()
+            .contains("mapping = \"gpu0\"")
+    );
+
+    // Only the last GPU worker can go; a worker is not a GPU worker.
+    let not_gpu = gpu(&["remove", "lab-worker-1", "--yes"]);
+    assert_eq!(code(&not_gpu), 2);
+    assert!(
+        stderr(&not_gpu).contains("GPU workers: lab-gpu-1"),
+        "{}",
+        stderr(&not_gpu)
+    );
+
+    let server = KubeServer::start(vec![
+        node("lab-cp-1", "control-plane", "10.231.0.11").json(),
+        node("lab-gpu-1", "gpu-worker", "10.231.0.51").json(),
+    ]);
+    server.add_pod("default", "cuda-job", "lab-gpu-1", "ReplicaSet");
+    server.kubeconfig(&repo.state_dir());
+    let removed = gpu(&["remove", "lab-gpu-1", "--yes"]);
+    assert_eq!(code(&removed), 0, "{}", stderr(&removed));
+    assert_eq!(
+        last_stages(&repo)[0],
+        ("drain".to_string(), "succeeded".to_string())
+    );
+    assert!(!server.node_states().iter().any(|(n, _)| n == "lab-gpu-1"));
+    assert_eq!(
+        repo.tfstate_nodes(),
+        ["lab-cp-1", "lab-worker-1", "lab-worker-2"]
+    );
+    assert_eq!(
+        fs::read_to_string(&tfvars).unwrap(),
+        before,
+        "back to the file it was, comments and all"
+    );
+}
