@@ -26,6 +26,7 @@ mod lock;
 mod prepare;
 mod rotate;
 mod runs;
+mod scale_lab;
 mod shell;
 mod state_backup;
 mod status;

@@ -329,9 +329,15 @@ pub(crate) fn k3s_binary(tmp: &Path) -> (PathBuf, String) {
 /// Boot lab hosts with the fixture's names and addresses, and write the Ansible variables that
 /// install `k3s_binary()` through the air-gapped path (`<repo>/site-vars.json`).
 pub(crate) fn lab_for_fixture(repo: &Repo) -> testlab::Lab {
+    lab_with_hosts(repo, &LAB_NODES)
+}
+
+/// Boot lab hosts with these names and addresses (e.g. the fixture's nodes plus a worker that a
+/// later `scale` creates), and write `<repo>/site-vars.json` as [`lab_for_fixture`] does.
+pub(crate) fn lab_with_hosts(repo: &Repo, hosts: &[(&str, &str)]) -> testlab::Lab {
     let mut spec = testlab::LabSpec::new(repo.root().join("lab"));
-    for (name, ip) in LAB_NODES {
-        spec = spec.host(name, ip.parse().unwrap());
+    for (name, ip) in hosts {
+        spec = spec.host(*name, ip.parse().unwrap());
     }
     let (k3s, sha) = k3s_binary(repo.root());
     fs::write(
