@@ -192,6 +192,7 @@ pub fn gpu(
             allow_replace: false,
             expected_losses: losses.clone(),
             replace: Vec::new(),
+            limit: Vec::new(),
             dry_run: false,
         };
         run_stages(

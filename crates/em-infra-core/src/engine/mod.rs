@@ -190,6 +190,7 @@ pub fn up(
         allow_replace: opts.allow_replace,
         expected_losses: Vec::new(),
         replace: Vec::new(),
+        limit: Vec::new(),
         dry_run: opts.dry_run,
     };
     let command = if opts.dry_run { "up --dry-run" } else { "up" };

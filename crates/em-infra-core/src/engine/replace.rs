@@ -131,6 +131,7 @@ pub fn replace(
             allow_replace: false,
             expected_losses: vec![node.name.clone()],
             replace: addresses.clone(),
+            limit: Vec::new(),
             dry_run: false,
         };
         run_stages(

@@ -86,6 +86,12 @@ pub fn scale(
         .map(|n| n.name.as_str())
         .collect();
     workers.sort_by(|a, b| natural_cmp(a, b));
+    let control_planes: Vec<String> = outputs
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::ControlPlane)
+        .map(|n| n.name.clone())
+        .collect();
     let from = u32::try_from(workers.len()).unwrap_or(u32::MAX);
     let plan = ScalePlan {
         from,
@@ -169,6 +175,17 @@ pub fn scale(
             allow_replace: false,
             expected_losses: plan.removed.clone(),
             replace: Vec::new(),
+            // Up: only the new workers (and the control plane they join) need Ansible; the
+            // others are untouched. Down: nothing is new, every remaining host is checked.
+            limit: if plan.added.is_empty() {
+                Vec::new()
+            } else {
+                control_planes
+                    .iter()
+                    .cloned()
+                    .chain(plan.added.iter().cloned())
+                    .collect()
+            },
             dry_run: false,
         };
         run_stages(

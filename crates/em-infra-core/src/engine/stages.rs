@@ -42,6 +42,9 @@ pub struct Ctx<'a> {
     pub expected_losses: Vec<String>,
     /// Resource instance addresses to plan for replacement (`node replace`).
     pub replace: Vec<String>,
+    /// Hosts configure runs on (`ansible-playbook --limit`); empty: every host. `scale` up
+    /// configures the control plane and the new workers only.
+    pub limit: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -365,12 +368,15 @@ fn plan_and_summarize(
 
 fn configure(ctx: &Ctx<'_>, run: &mut Run<'_>) -> anyhow::Result<Done> {
     let stage = Stage::Configure;
-    let site = ansible::playbook(
+    let mut site = ansible::playbook(
         ctx.project,
         ctx.env,
         "site.yml",
         "ansible-playbook site.yml",
     );
+    if !ctx.limit.is_empty() {
+        site = site.arg("--limit").arg(ctx.limit.join(","));
+    }
     if ctx.dry_run && !ctx.env.tfstate().is_file() {
         run.message(stage, format!("would run: {}", site.display()))?;
         return Ok(Done::Skipped(
