@@ -255,6 +255,44 @@ fn scale_up_then_down_against_lab_hosts() {
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
     assert!(stderr(&plan).contains("no changes"), "{}", stderr(&plan));
 
+    // node replace of lab-worker-1: drained and its Node deleted, its VM (here: its stand-in)
+    // replaced, configured again by real Ansible, verified.
+    let server = kube_server_in_lab(
+        &lab,
+        vec![
+            node("lab-cp-1", "control-plane", "10.231.0.11").json(),
+            node("lab-worker-1", "worker", "10.231.0.21").json(),
+        ],
+    );
+    server.add_pod("default", "web-1", "lab-worker-1", "ReplicaSet");
+    server.kubeconfig(&repo.state_dir());
+    let replaced = em(&["node", "replace", "lab-worker-1", "--yes"]);
+    assert_eq!(code(&replaced), 0, "{}", stderr(&replaced));
+    let (stages, messages) = last_stages(&repo);
+    assert_eq!(
+        stages,
+        pairs(&[
+            ("drain", "succeeded"),
+            ("provision", "succeeded"),
+            ("configure", "succeeded"),
+            ("verify", "succeeded"),
+        ])
+    );
+    assert!(
+        messages[1].contains("0 to create, 0 to update, 1 to replace, 0 to destroy"),
+        "{}",
+        messages[1]
+    );
+    assert_eq!(
+        server.count("POST", "/api/v1/namespaces/default/pods/web-1/eviction"),
+        1
+    );
+    assert_eq!(server.count("DELETE", "/api/v1/nodes/lab-worker-1"), 1);
+    assert_eq!(repo.tfstate_nodes(), ["lab-cp-1", "lab-worker-1"]);
+    assert_eq!(is_active(&lab, "lab-worker-1", "k3s-agent"), "active");
+    let plan = em(&["up", "--only", "provision"]);
+    assert!(stderr(&plan).contains("no changes"), "{}", stderr(&plan));
+
     lab.down().expect("lab down");
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
