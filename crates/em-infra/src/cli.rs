@@ -271,29 +271,8 @@ pub(crate) struct ScaleArgs {
     #[arg(long, value_name = "N")]
     pub(crate) workers: u32,
 
-    /// Do not ask for confirmation.
-    #[arg(long, short = 'y')]
-    pub(crate) yes: bool,
-
-    /// Show what would change; change nothing.
-    #[arg(long)]
-    pub(crate) dry_run: bool,
-
-    /// How long each removed node's pods may take to be evicted.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub(crate) drain_timeout: u64,
-
-    /// Delete the pods that cannot be evicted in time (a PodDisruptionBudget refuses them).
-    #[arg(long)]
-    pub(crate) force: bool,
-
-    /// Terraform parallelism.
-    #[arg(long, default_value_t = em_infra_core::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
-    pub(crate) parallelism: u32,
-
-    /// Remove a stale lock left by a dead em-infra process (never a live one).
-    #[arg(long)]
-    pub(crate) clear_stale_lock: bool,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 impl ScaleArgs {
@@ -301,12 +280,7 @@ impl ScaleArgs {
         em_infra_core::engine::scale::ScaleOptions {
             env: self.env.env.clone(),
             workers: self.workers,
-            yes: self.yes,
-            dry_run: self.dry_run,
-            drain_timeout: Duration::from_secs(self.drain_timeout),
-            force: self.force,
-            parallelism: self.parallelism,
-            clear_stale_lock: self.clear_stale_lock,
+            change: self.change.change_options(),
         }
     }
 }
@@ -326,7 +300,7 @@ pub(crate) enum GpuCommand {
         #[arg(long, value_name = "NODE")]
         proxmox_node: Option<String>,
         #[command(flatten)]
-        change: GpuChangeArgs,
+        change: ChangeArgs,
     },
     /// Remove the last GPU worker: drained, its Node deleted, its VM destroyed (the device is free).
     #[command(after_help = EXIT_CODES_HELP)]
@@ -336,13 +310,13 @@ pub(crate) enum GpuCommand {
         /// The GPU worker's name (only the last one: removing another would renumber the rest).
         name: String,
         #[command(flatten)]
-        change: GpuChangeArgs,
+        change: ChangeArgs,
     },
 }
 
-/// Flags every `gpu` change takes.
+/// Flags every change of the cluster's VMs takes (`scale`, `node replace`, `gpu`).
 #[derive(Debug, Args)]
-pub(crate) struct GpuChangeArgs {
+pub(crate) struct ChangeArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
@@ -351,11 +325,11 @@ pub(crate) struct GpuChangeArgs {
     #[arg(long)]
     pub(crate) dry_run: bool,
 
-    /// How long the removed node's pods may take to be evicted.
+    /// How long a removed node's pods may take to be evicted.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub(crate) drain_timeout: u64,
 
-    /// Delete the pods that cannot be evicted in time.
+    /// Delete the pods that cannot be evicted in time (a PodDisruptionBudget refuses them).
     #[arg(long)]
     pub(crate) force: bool,
 
@@ -366,6 +340,19 @@ pub(crate) struct GpuChangeArgs {
     /// Remove a stale lock left by a dead em-infra process (never a live one).
     #[arg(long)]
     pub(crate) clear_stale_lock: bool,
+}
+
+impl ChangeArgs {
+    pub(crate) fn change_options(&self) -> em_infra_core::engine::ChangeOptions {
+        em_infra_core::engine::ChangeOptions {
+            yes: self.yes,
+            dry_run: self.dry_run,
+            drain_timeout: Duration::from_secs(self.drain_timeout),
+            force: self.force,
+            parallelism: self.parallelism,
+            clear_stale_lock: self.clear_stale_lock,
+        }
+    }
 }
 
 impl GpuCommand {
@@ -391,13 +378,8 @@ impl GpuCommand {
         };
         GpuOptions {
             env: env.env.clone(),
-            change,
-            yes: args.yes,
-            dry_run: args.dry_run,
-            drain_timeout: Duration::from_secs(args.drain_timeout),
-            force: args.force,
-            parallelism: args.parallelism,
-            clear_stale_lock: args.clear_stale_lock,
+            what: change,
+            change: args.change_options(),
         }
     }
 }
@@ -418,29 +400,8 @@ pub(crate) struct NodeReplaceArgs {
     /// The node's name, as in `em-infra status` (a worker or GPU worker).
     pub(crate) name: String,
 
-    /// Do not ask for confirmation.
-    #[arg(long, short = 'y')]
-    pub(crate) yes: bool,
-
-    /// Show the resources that would be replaced; change nothing.
-    #[arg(long)]
-    pub(crate) dry_run: bool,
-
-    /// How long the node's pods may take to be evicted.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub(crate) drain_timeout: u64,
-
-    /// Delete the pods that cannot be evicted in time (a PodDisruptionBudget refuses them).
-    #[arg(long)]
-    pub(crate) force: bool,
-
-    /// Terraform parallelism.
-    #[arg(long, default_value_t = em_infra_core::terraform::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u32).range(1..=32))]
-    pub(crate) parallelism: u32,
-
-    /// Remove a stale lock left by a dead em-infra process (never a live one).
-    #[arg(long)]
-    pub(crate) clear_stale_lock: bool,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 impl NodeReplaceArgs {
@@ -448,12 +409,7 @@ impl NodeReplaceArgs {
         em_infra_core::engine::replace::ReplaceOptions {
             env: self.env.env.clone(),
             node: self.name.clone(),
-            yes: self.yes,
-            dry_run: self.dry_run,
-            drain_timeout: Duration::from_secs(self.drain_timeout),
-            force: self.force,
-            parallelism: self.parallelism,
-            clear_stale_lock: self.clear_stale_lock,
+            change: self.change.change_options(),
         }
     }
 }

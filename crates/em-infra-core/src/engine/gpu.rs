@@ -10,8 +10,6 @@
 //! order, and a renumbered node is a replaced VM). It is drained and its Node deleted, its entry
 //! removed, and provision destroys only its VM, which frees the device.
 
-use std::time::Duration;
-
 use hcl_edit::expr::Expression;
 
 use crate::config::Project;
@@ -20,10 +18,11 @@ use crate::engine::events::{Frontend, Question, Verdict};
 use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
 use crate::engine::state::EnvState;
-use crate::engine::{RunReport, Stage, drain_step, finish, lock, report_cleared_lock, run_stages};
+use crate::engine::{
+    ChangeOptions, RunReport, Stage, drain_step, finish, lock, report_cleared_lock, run_stages,
+};
 use crate::failure::bad_input;
 use crate::inventory::{Role, natural_cmp};
-use crate::kube::drain::DrainOptions;
 use crate::runner::{Interrupt, Redactor};
 
 /// What changes, and how a run that changes it behaves.
@@ -42,13 +41,8 @@ pub enum GpuChange {
 #[derive(Debug, Clone)]
 pub struct GpuOptions {
     pub env: String,
-    pub change: GpuChange,
-    pub yes: bool,
-    pub dry_run: bool,
-    pub drain_timeout: Duration,
-    pub force: bool,
-    pub parallelism: u32,
-    pub clear_stale_lock: bool,
+    pub what: GpuChange,
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug)]
@@ -83,7 +77,7 @@ pub fn gpu(
     gpus.sort_by(|a, b| natural_cmp(a, b));
     let text = std::fs::read_to_string(&tfvars)?;
     let mut edit = TfvarsEdit::parse(&text, &tfvars)?;
-    let (node, losses) = match &opts.change {
+    let (node, losses) = match &opts.what {
         GpuChange::Add {
             mapping,
             proxmox_node,
@@ -138,10 +132,10 @@ pub fn gpu(
             "{node}: {problems}; nothing was changed"
         )));
     }
-    if opts.dry_run {
+    if opts.change.dry_run {
         return Ok(GpuOutcome::Planned { node });
     }
-    if !opts.yes
+    if !opts.change.yes
         && !frontend.confirm(&Question::GpuChange {
             env: env.name.clone(),
             node: node.clone(),
@@ -152,9 +146,9 @@ pub fn gpu(
     }
 
     crate::fsutil::ensure_private_dir(&env.state_dir)?;
-    let lock = lock(&env, "gpu", opts.clear_stale_lock)?;
+    let lock = lock(&env, "gpu", opts.change.clear_stale_lock)?;
     let mut state = EnvState::load(&env.state_dir, &env.name)?;
-    let command = match &opts.change {
+    let command = match &opts.what {
         GpuChange::Add { mapping, .. } => format!("gpu add --mapping {mapping}"),
         GpuChange::Remove { name } => format!("gpu remove {name}"),
     };
@@ -170,16 +164,7 @@ pub fn gpu(
     report_cleared_lock(&mut run, Some(&lock))?;
     let failure = (|| -> anyhow::Result<Option<anyhow::Error>> {
         if !losses.is_empty()
-            && let Err(e) = drain_step(
-                &mut run,
-                &env.kubeconfig(),
-                &losses,
-                &DrainOptions {
-                    timeout: opts.drain_timeout,
-                    force: opts.force,
-                    ..DrainOptions::default()
-                },
-            )
+            && let Err(e) = drain_step(&mut run, &env.kubeconfig(), &losses, &opts.change.drain())
         {
             return Ok(Some(e));
         }
@@ -188,7 +173,7 @@ pub fn gpu(
             project,
             env: &env,
             tfvars: tfvars.clone(),
-            parallelism: opts.parallelism,
+            parallelism: opts.change.parallelism,
             allow_replace: false,
             expected_losses: losses.clone(),
             replace: Vec::new(),

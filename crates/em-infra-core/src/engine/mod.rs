@@ -104,6 +104,33 @@ pub struct DownOptions {
     pub clear_stale_lock: bool,
 }
 
+/// How a day-2 change (`scale`, `node replace`, `gpu`) runs: the same knobs for each.
+#[derive(Debug, Clone)]
+pub struct ChangeOptions {
+    /// Confirmed already (`--yes`).
+    pub yes: bool,
+    /// Check and show the change; change nothing.
+    pub dry_run: bool,
+    /// How long a removed node's pods may take to be evicted.
+    pub drain_timeout: Duration,
+    /// Delete the pods that cannot be evicted in time.
+    pub force: bool,
+    /// Terraform parallelism.
+    pub parallelism: u32,
+    pub clear_stale_lock: bool,
+}
+
+impl ChangeOptions {
+    /// The drain this change does for the nodes it removes.
+    pub(crate) fn drain(&self) -> crate::kube::drain::DrainOptions {
+        crate::kube::drain::DrainOptions {
+            timeout: self.drain_timeout,
+            force: self.force,
+            ..crate::kube::drain::DrainOptions::default()
+        }
+    }
+}
+
 /// A finished run: its record (also in `summary.json`), where the records are, and the failure
 /// that ended it. The caller reports the failure after showing the record.
 #[derive(Debug)]

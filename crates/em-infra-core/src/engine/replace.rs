@@ -7,7 +7,6 @@
 //! cluster's datastore.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::Project;
 use crate::engine::events::{Frontend, Question, Verdict};
@@ -15,23 +14,18 @@ use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
 use crate::engine::state::EnvState;
 use crate::engine::{
-    RunReport, Stage, drain_step, finish, forget_host_keys, lock, report_cleared_lock, run_stages,
+    ChangeOptions, RunReport, Stage, drain_step, finish, forget_host_keys, lock,
+    report_cleared_lock, run_stages,
 };
 use crate::failure::bad_input;
 use crate::inventory::Role;
-use crate::kube::drain::DrainOptions;
 use crate::runner::{Interrupt, Redactor};
 
 #[derive(Debug, Clone)]
 pub struct ReplaceOptions {
     pub env: String,
     pub node: String,
-    pub yes: bool,
-    pub dry_run: bool,
-    pub drain_timeout: Duration,
-    pub force: bool,
-    pub parallelism: u32,
-    pub clear_stale_lock: bool,
+    pub change: ChangeOptions,
 }
 
 #[derive(Debug)]
@@ -74,13 +68,13 @@ pub fn replace(
             node.name
         )));
     }
-    if opts.dry_run {
+    if opts.change.dry_run {
         return Ok(ReplaceOutcome::Planned {
             node: node.name.clone(),
             addresses,
         });
     }
-    if !opts.yes
+    if !opts.change.yes
         && !frontend.confirm(&Question::ReplaceNode {
             env: env.name.clone(),
             node: node.name.clone(),
@@ -90,7 +84,7 @@ pub fn replace(
     }
 
     crate::fsutil::ensure_private_dir(&env.state_dir)?;
-    let lock = lock(&env, "node replace", opts.clear_stale_lock)?;
+    let lock = lock(&env, "node replace", opts.change.clear_stale_lock)?;
     let mut state = EnvState::load(&env.state_dir, &env.name)?;
     let mut run = Run::start(
         &env.state_dir,
@@ -107,11 +101,7 @@ pub fn replace(
             &mut run,
             &env.kubeconfig(),
             std::slice::from_ref(&node.name),
-            &DrainOptions {
-                timeout: opts.drain_timeout,
-                force: opts.force,
-                ..DrainOptions::default()
-            },
+            &opts.change.drain(),
         );
         if let Err(e) = drained {
             return Ok(Some(e));
@@ -127,7 +117,7 @@ pub fn replace(
             project,
             env: &env,
             tfvars: tfvars.clone(),
-            parallelism: opts.parallelism,
+            parallelism: opts.change.parallelism,
             allow_replace: false,
             expected_losses: vec![node.name.clone()],
             replace: addresses.clone(),

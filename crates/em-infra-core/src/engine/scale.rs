@@ -9,8 +9,6 @@
 //! in the plan is still refused. One run records it all, like `up`; a failure stops there with the
 //! cluster serving, and `em-infra up --resume` continues.
 
-use std::time::Duration;
-
 use hcl_edit::expr::Expression;
 
 use crate::config::Project;
@@ -19,10 +17,11 @@ use crate::engine::events::{Frontend, Question, Verdict};
 use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
 use crate::engine::state::EnvState;
-use crate::engine::{RunReport, Stage, drain_step, finish, lock, report_cleared_lock, run_stages};
+use crate::engine::{
+    ChangeOptions, RunReport, Stage, drain_step, finish, lock, report_cleared_lock, run_stages,
+};
 use crate::failure::bad_input;
 use crate::inventory::{Role, natural_cmp};
-use crate::kube::drain::DrainOptions;
 use crate::runner::{Interrupt, Redactor};
 
 /// What `scale` is asked to do.
@@ -30,16 +29,7 @@ use crate::runner::{Interrupt, Redactor};
 pub struct ScaleOptions {
     pub env: String,
     pub workers: u32,
-    /// Confirmed already (`--yes`).
-    pub yes: bool,
-    /// Show the change; change nothing.
-    pub dry_run: bool,
-    /// How long each removed node's pods may take to leave.
-    pub drain_timeout: Duration,
-    /// Delete the pods that cannot be evicted in time.
-    pub force: bool,
-    pub parallelism: u32,
-    pub clear_stale_lock: bool,
+    pub change: ChangeOptions,
 }
 
 /// The change `scale` makes (also what a dry run shows).
@@ -111,11 +101,11 @@ pub fn scale(
     if plan.from == plan.to {
         return Ok(ScaleOutcome::Unchanged(plan));
     }
-    if opts.dry_run {
+    if opts.change.dry_run {
         validate_only(project, &env, &edit)?;
         return Ok(ScaleOutcome::Planned(plan));
     }
-    if !opts.yes
+    if !opts.change.yes
         && !frontend.confirm(&Question::Scale {
             env: env.name.clone(),
             from: plan.from,
@@ -128,7 +118,7 @@ pub fn scale(
     validate_only(project, &env, &edit)?;
 
     crate::fsutil::ensure_private_dir(&env.state_dir)?;
-    let lock = lock(&env, "scale", opts.clear_stale_lock)?;
+    let lock = lock(&env, "scale", opts.change.clear_stale_lock)?;
     let mut state = EnvState::load(&env.state_dir, &env.name)?;
     let mut run = Run::start(
         &env.state_dir,
@@ -146,11 +136,7 @@ pub fn scale(
                 &mut run,
                 &env.kubeconfig(),
                 &plan.removed,
-                &DrainOptions {
-                    timeout: opts.drain_timeout,
-                    force: opts.force,
-                    ..DrainOptions::default()
-                },
+                &opts.change.drain(),
             )
         {
             return Ok(Some(e));
@@ -171,7 +157,7 @@ pub fn scale(
             project,
             env: &env,
             tfvars: tfvars.clone(),
-            parallelism: opts.parallelism,
+            parallelism: opts.change.parallelism,
             allow_replace: false,
             expected_losses: plan.removed.clone(),
             replace: Vec::new(),
