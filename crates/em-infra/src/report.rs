@@ -173,31 +173,17 @@ fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
             ));
             Ok(read_answer()? == *env)
         }
-        Question::RotateSshKey { env, nodes } => {
-            if !std::io::stdin().is_terminal() {
-                return Err(bad_input(
-                    "rotate-ssh-key changes authorized_keys on every node: pass --yes when not running interactively",
-                ));
-            }
-            printer.line(format!(
-                "This replaces the SSH key on {nodes} node(s) of environment {env}. Go on? [y/N]"
-            ));
-            Ok(matches!(
-                read_answer()?.to_lowercase().as_str(),
-                "y" | "yes"
-            ))
-        }
+        Question::RotateSshKey { env, nodes } => yes_no(
+            printer,
+            "rotate-ssh-key changes authorized_keys on every node",
+            &format!("This replaces the SSH key on {nodes} node(s) of environment {env}."),
+        ),
         Question::Scale {
             env,
             from,
             to,
             removed,
         } => {
-            if !std::io::stdin().is_terminal() {
-                return Err(bad_input(
-                    "scale changes the cluster's VMs: pass --yes when not running interactively",
-                ));
-            }
             let removing = if removed.is_empty() {
                 String::new()
             } else {
@@ -206,47 +192,48 @@ fn confirm(printer: &Printer, question: &Question) -> anyhow::Result<bool> {
                     removed.join(", ")
                 )
             };
-            printer.line(format!(
-                "This changes environment {env} from {from} to {to} workers{removing}. Go on? [y/N]"
-            ));
-            Ok(matches!(
-                read_answer()?.to_lowercase().as_str(),
-                "y" | "yes"
-            ))
+            yes_no(
+                printer,
+                "scale changes the cluster's VMs",
+                &format!("This changes environment {env} from {from} to {to} workers{removing}."),
+            )
         }
         Question::GpuChange { env, node, adding } => {
-            if !std::io::stdin().is_terminal() {
-                return Err(bad_input(
-                    "gpu changes the cluster's VMs: pass --yes when not running interactively",
-                ));
-            }
             let what = if *adding {
                 format!("creates GPU worker {node}")
             } else {
                 format!("drains GPU worker {node} and destroys its VM")
             };
-            printer.line(format!("This {what} in environment {env}. Go on? [y/N]"));
-            Ok(matches!(
-                read_answer()?.to_lowercase().as_str(),
-                "y" | "yes"
-            ))
+            yes_no(
+                printer,
+                "gpu changes the cluster's VMs",
+                &format!("This {what} in environment {env}."),
+            )
         }
-        Question::ReplaceNode { env, node } => {
-            if !std::io::stdin().is_terminal() {
-                return Err(bad_input(
-                    "node replace destroys and recreates a VM: pass --yes when not running interactively",
-                ));
-            }
-            printer.line(format!(
-                "This drains {node} of environment {env}, destroys its VM and creates it again. Go on? [y/N]"
-            ));
-            Ok(matches!(
-                read_answer()?.to_lowercase().as_str(),
-                "y" | "yes"
-            ))
-        }
+        Question::ReplaceNode { env, node } => yes_no(
+            printer,
+            "node replace destroys and recreates a VM",
+            &format!(
+                "This drains {node} of environment {env}, destroys its VM and creates it again."
+            ),
+        ),
         Question::Value { .. } => Ok(!ask(printer, question)?.is_empty()),
     }
+}
+
+/// A yes/no question on the terminal (`statement` then "Go on? [y/N]"); without a terminal, a
+/// bad-input failure saying that `what_it_does` and that --yes answers it.
+fn yes_no(printer: &Printer, what_it_does: &str, statement: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(bad_input(format!(
+            "{what_it_does}: pass --yes when not running interactively"
+        )));
+    }
+    printer.line(format!("{statement} Go on? [y/N]"));
+    Ok(matches!(
+        read_answer()?.to_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// A value from the terminal; without one (or for a yes/no question), the flag that gives it.

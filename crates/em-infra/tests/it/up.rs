@@ -619,6 +619,35 @@ fn reset_destroys_then_brings_the_cluster_up_again() {
     assert_eq!(repo.stage_result("provision"), "succeeded");
 }
 
+impl Offline {
+    /// A day-2 command (`scale`, `node replace`, `gpu`) whose verify stage needs no API server.
+    fn day2(&self, command: &[&str], args: &[&str]) -> Output {
+        let mut cmd = self.cmd();
+        cmd.args(command)
+            .args(args)
+            .env("EM_INFRA_VERIFY_API", "false");
+        support::run_logged(
+            &mut cmd,
+            &format!("em-infra {} {}", command.join(" "), args.join(" ")),
+        )
+    }
+}
+
+/// The offline cluster provisioned (lab-cp-1, lab-worker-1, lab-worker-2) and a Kubernetes API
+/// test server holding their Node objects, which the environment's kubeconfig names (set it with
+/// `server.kubeconfig` after adding pods).
+fn provisioned_with_api() -> (Offline, crate::kube_server::KubeServer) {
+    use crate::kube_server::{KubeServer, node};
+    let repo = Offline::new();
+    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
+    let server = KubeServer::start(vec![
+        node("lab-cp-1", "control-plane", "10.231.0.11").json(),
+        node("lab-worker-1", "worker", "10.231.0.21").json(),
+        node("lab-worker-2", "worker", "10.231.0.22").json(),
+    ]);
+    (repo, server)
+}
+
 /// The stages (and pseudo-stages) of the newest run with their results.
 fn last_stages(repo: &Offline) -> Vec<(String, String)> {
     repo.last_summary()["stages"]
@@ -639,24 +668,11 @@ fn scale_down_drains_and_destroys_only_the_highest_worker_and_scale_up_adds_work
     if !terraform_available() {
         return;
     }
-    use crate::kube_server::{KubeServer, node};
-    let repo = Offline::new();
-    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
-    let server = KubeServer::start(vec![
-        node("lab-cp-1", "control-plane", "10.231.0.11").json(),
-        node("lab-worker-1", "worker", "10.231.0.21").json(),
-        node("lab-worker-2", "worker", "10.231.0.22").json(),
-    ]);
+    let (repo, server) = provisioned_with_api();
     server.add_pod("default", "web-1", "lab-worker-2", "ReplicaSet");
     server.add_pod("default", "web-2", "lab-worker-1", "ReplicaSet");
     server.kubeconfig(&repo.state_dir());
-    let scale = |args: &[&str]| {
-        let mut cmd = repo.cmd();
-        cmd.arg("scale")
-            .args(args)
-            .env("EM_INFRA_VERIFY_API", "false");
-        support::run_logged(&mut cmd, &format!("em-infra scale {}", args.join(" ")))
-    };
+    let scale = |args: &[&str]| repo.day2(&["scale"], args);
     let tfvars = repo.env_dir().join("terraform.tfvars");
     let before = fs::read_to_string(&tfvars).unwrap();
 
@@ -772,26 +788,10 @@ fn node_replace_drains_and_recreates_only_that_worker() {
     if !terraform_available() {
         return;
     }
-    use crate::kube_server::{KubeServer, node};
-    let repo = Offline::new();
-    assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
-    let server = KubeServer::start(vec![
-        node("lab-cp-1", "control-plane", "10.231.0.11").json(),
-        node("lab-worker-1", "worker", "10.231.0.21").json(),
-        node("lab-worker-2", "worker", "10.231.0.22").json(),
-    ]);
+    let (repo, server) = provisioned_with_api();
     server.add_pod("default", "web-1", "lab-worker-1", "ReplicaSet");
     server.kubeconfig(&repo.state_dir());
-    let replace = |args: &[&str]| {
-        let mut cmd = repo.cmd();
-        cmd.args(["node", "replace"])
-            .args(args)
-            .env("EM_INFRA_VERIFY_API", "false");
-        support::run_logged(
-            &mut cmd,
-            &format!("em-infra node replace {}", args.join(" ")),
-        )
-    };
+    let replace = |args: &[&str]| repo.day2(&["node", "replace"], args);
     let (cp, w1, w2) = (
         vm_id_of(&repo, "lab-cp-1"),
         vm_id_of(&repo, "lab-worker-1"),
@@ -868,13 +868,7 @@ fn gpu_add_then_remove_the_last_gpu_worker() {
     use crate::kube_server::{KubeServer, node};
     let repo = Offline::new();
     assert_eq!(code(&repo.run(&["up", "--to", "provision"])), 0);
-    let gpu = |args: &[&str]| {
-        let mut cmd = repo.cmd();
-        cmd.arg("gpu")
-            .args(args)
-            .env("EM_INFRA_VERIFY_API", "false");
-        support::run_logged(&mut cmd, &format!("em-infra gpu {}", args.join(" ")))
-    };
+    let gpu = |args: &[&str]| repo.day2(&["gpu"], args);
     let tfvars = repo.env_dir().join("terraform.tfvars");
     let before = fs::read_to_string(&tfvars).unwrap();
 
