@@ -99,33 +99,48 @@ impl TfvarsEdit {
     }
 }
 
-/// Check `text` as the environment's tfvars (a sibling temporary file, so relative paths resolve
-/// the same), then put it in place atomically; the previous file, if any, is kept as a 0600
-/// backup beside it (returned). Findings are bad input, and nothing is written.
+/// `f` run on `text` written as a candidate tfvars beside the environment's (so relative paths
+/// resolve the same); the candidate is removed afterwards whatever `f` returns.
+pub fn with_candidate<T>(
+    env: &Environment,
+    text: &str,
+    f: impl FnOnce(&Path) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let candidate = env.dir.join(".terraform.tfvars.candidate");
+    crate::fsutil::write_atomic(&candidate, text.as_bytes(), 0o644)?;
+    let result = f(&candidate);
+    let _ = std::fs::remove_file(&candidate);
+    result
+}
+
+/// `check`'s findings on the tfvars at `path`, one line (`field: message (fix: …); …`), or
+/// `None` when every rule holds.
+pub fn check_findings(
+    project: &Project,
+    env: &Environment,
+    path: &Path,
+) -> anyhow::Result<Option<String>> {
+    let report = crate::config::check::check_environment(project, env, Some(path))?;
+    Ok((!report.ok()).then(|| {
+        report
+            .findings
+            .iter()
+            .map(|f| format!("{}: {} (fix: {})", f.field, f.message, f.fix))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }))
+}
+
+/// Check `text` as the environment's tfvars, then put it in place atomically; the previous file,
+/// if any, is kept as a 0600 backup beside it (returned). Findings are bad input, and nothing is
+/// written.
 pub fn write_checked(
     project: &Project,
     env: &Environment,
     target: &Path,
     text: &str,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let candidate = env.dir.join(".terraform.tfvars.candidate");
-    crate::fsutil::write_atomic(&candidate, text.as_bytes(), 0o644)?;
-    let report = crate::config::check::check_environment(project, env, Some(&candidate));
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_file(&candidate);
-            return Err(e);
-        }
-    };
-    if !report.ok() {
-        let _ = std::fs::remove_file(&candidate);
-        let findings = report
-            .findings
-            .iter()
-            .map(|f| format!("{}: {} (fix: {})", f.field, f.message, f.fix))
-            .collect::<Vec<_>>()
-            .join("; ");
+    if let Some(findings) = with_candidate(env, text, |c| check_findings(project, env, c))? {
         return Err(bad_input(format!(
             "the tfvars would not pass check: {findings}; nothing was written"
         )));
@@ -141,8 +156,7 @@ pub fn write_checked(
     } else {
         None
     };
-    std::fs::rename(&candidate, target)?;
-    crate::fsutil::sync_dir(&env.dir)?;
+    crate::fsutil::write_atomic(target, text.as_bytes(), 0o644)?;
     Ok(backup)
 }
 

@@ -13,7 +13,7 @@
 use hcl_edit::expr::Expression;
 
 use crate::config::Project;
-use crate::config::edit::{TfvarsEdit, write_checked};
+use crate::config::edit::{TfvarsEdit, check_findings, with_candidate, write_checked};
 use crate::engine::events::{Frontend, Question, Verdict};
 use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
@@ -123,11 +123,10 @@ pub fn gpu(
         }
     };
     // The candidate must pass check — and, on Proxmox, doctor's checks of the host and its GPUs.
-    let candidate = env.dir.join(".terraform.tfvars.gpu-check");
-    crate::fsutil::write_atomic(&candidate, edit.render().as_bytes(), 0o644)?;
-    let verdict = candidate_problems(project, &env, &candidate);
-    let _ = std::fs::remove_file(&candidate);
-    if let Some(problems) = verdict? {
+    let problems = with_candidate(&env, &edit.render(), |c| {
+        candidate_problems(project, &env, c)
+    })?;
+    if let Some(problems) = problems {
         return Err(bad_input(format!(
             "{node}: {problems}; nothing was changed"
         )));
@@ -202,16 +201,8 @@ fn candidate_problems(
     env: &crate::config::Environment,
     candidate: &std::path::Path,
 ) -> anyhow::Result<Option<String>> {
-    let report = crate::config::check::check_environment(project, env, Some(candidate))?;
-    if !report.ok() {
-        return Ok(Some(
-            report
-                .findings
-                .iter()
-                .map(|f| format!("{}: {} (fix: {})", f.field, f.message, f.fix))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ));
+    if let Some(findings) = check_findings(project, env, candidate)? {
+        return Ok(Some(findings));
     }
     if !crate::doctor::uses_proxmox(env) {
         return Ok(None);

@@ -12,7 +12,7 @@
 use hcl_edit::expr::Expression;
 
 use crate::config::Project;
-use crate::config::edit::{TfvarsEdit, write_checked};
+use crate::config::edit::{TfvarsEdit, check_findings, with_candidate, write_checked};
 use crate::engine::events::{Frontend, Question, Verdict};
 use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
@@ -198,21 +198,10 @@ fn validate_only(
     env: &crate::config::Environment,
     edit: &TfvarsEdit,
 ) -> anyhow::Result<()> {
-    let probe = env.dir.join(".terraform.tfvars.scale-check");
-    crate::fsutil::write_atomic(&probe, edit.render().as_bytes(), 0o644)?;
-    let report = crate::config::check::check_environment(project, env, Some(&probe));
-    let _ = std::fs::remove_file(&probe);
-    let report = report?;
-    if report.ok() {
-        return Ok(());
+    match with_candidate(env, &edit.render(), |c| check_findings(project, env, c))? {
+        None => Ok(()),
+        Some(findings) => Err(bad_input(format!(
+            "--workers: {findings}; nothing was changed"
+        ))),
     }
-    let findings: Vec<String> = report
-        .findings
-        .iter()
-        .map(|f| format!("{}: {} (fix: {})", f.field, f.message, f.fix))
-        .collect();
-    Err(bad_input(format!(
-        "--workers: {}; nothing was changed",
-        findings.join("; ")
-    )))
 }
