@@ -1,6 +1,6 @@
 //! Booting the hosts: one systemd-nspawn per host, in the lab's cgroups and the host's network
 //! namespace, then waiting until every host accepts SSH (or naming the one that does not, with
-//! its nspawn log and journal).
+//! its nspawn log and journal). A host that reboots comes back, as a VM would.
 
 use std::fs;
 use std::os::unix::io::{AsRawFd, RawFd};
@@ -13,8 +13,29 @@ use anyhow::{Context, Result, bail};
 use super::{Lab, LabHost, LabSpec, NETNS_DIR};
 use crate::sys;
 
+/// Runs systemd-nspawn (its command line is `"$@"`) and starts it again when the container asked
+/// for a reboot: nspawn exits with 133 then ("the container requested a reboot", systemd-nspawn(1),
+/// EXIT STATUS). The container's /run is a fresh tmpfs and nspawn gives every boot a new
+/// `/proc/sys/kernel/random/boot_id`, so `ansible.builtin.reboot` sees a real reboot. SIGTERM is
+/// passed on to nspawn (the teardown's clean poweroff); any other exit ends the supervisor with
+/// nspawn's status.
+const SUPERVISOR: &str = r#"child=
+trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi' TERM
+while :; do
+  "$@" &
+  child=$!
+  while :; do
+    wait "$child"
+    rc=$?
+    kill -0 "$child" 2>/dev/null || break
+  done
+  [ "$rc" -eq 133 ] || exit "$rc"
+  echo "testlab: the container rebooted; starting it again" >&2
+done"#;
+
 impl Lab {
-    /// Starts every host's systemd-nspawn (with `spec.nspawn_args`) and records its PID.
+    /// Starts every host's systemd-nspawn (with `spec.nspawn_args`) under the reboot supervisor
+    /// and records the supervisor's PID.
     pub(super) fn boot_hosts(&mut self, spec: &LabSpec) -> Result<()> {
         let wd = self.st.work_dir.clone();
         for i in 0..self.st.hosts.len() {
@@ -32,8 +53,12 @@ impl Lab {
                 );
             }
             let log = fs::File::create(self.host_log(&h.name))?;
-            let mut c = sys::cmd("systemd-nspawn");
-            c.arg("-D")
+            let mut c = sys::cmd("sh");
+            let nspawn = sys::which("systemd-nspawn")
+                .unwrap_or_else(|| std::path::PathBuf::from("systemd-nspawn"));
+            c.args(["-c", SUPERVISOR, "testlab-supervisor"])
+                .arg(nspawn)
+                .arg("-D")
                 .arg(wd.join("hosts").join(&h.name).join("merged"))
                 .arg("-M")
                 .arg(&h.machine)

@@ -180,6 +180,59 @@ fn dropping_a_lab_tears_it_down() {
     assert!(!std::path::Path::new(&format!("/run/netns/tl-{id}-ctl")).exists());
 }
 
+/// A host that reboots comes back like a VM: a new boot id (what `ansible.builtin.reboot`
+/// compares), an empty /run, the overlay's files kept; the teardown still leaves nothing.
+#[test]
+fn a_rebooted_host_comes_back() {
+    if !testlab::require_root_or_skip() {
+        return;
+    }
+    testlab::ensure_rootfs(&[]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lab =
+        Lab::up(LabSpec::new(tmp.path().join("lab")).host("rebooter", ip("10.231.0.51"))).unwrap();
+    let before = ssh(
+        &lab,
+        "rebooter",
+        "touch /run/before-reboot /root/kept; cat /proc/sys/kernel/random/boot_id",
+    );
+    // The connection may drop before ssh sees the command's status.
+    let _ = lab
+        .ssh("rebooter")
+        .arg("systemctl reboot")
+        .output()
+        .expect("spawn ssh");
+    let deadline = Instant::now() + std::time::Duration::from_secs(90);
+    let after = loop {
+        let out = lab
+            .ssh("rebooter")
+            .args([
+                "-o",
+                "ConnectTimeout=2",
+                "cat /proc/sys/kernel/random/boot_id",
+            ])
+            .output()
+            .unwrap();
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !id.is_empty() && id != before {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the host did not come back");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_ne!(after, before);
+    assert_eq!(
+        ssh(
+            &lab,
+            "rebooter",
+            "test ! -e /run/before-reboot && test -e /root/kept && systemctl is-system-running --wait"
+        ),
+        "running"
+    );
+    lab.down().unwrap();
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
 /// A test killed mid-run (SIGKILL: no Drop) leaves its lab behind; the next `Lab::up` (or
 /// `reap_orphans`, or `em-testlab list`) tears it down.
 #[test]
