@@ -14,8 +14,8 @@ use super::{Lab, LabHost, LabSpec, NETNS_DIR};
 use crate::sys;
 
 /// Runs systemd-nspawn (its command line is `"$@"`) and starts it again when the container asked
-/// for a reboot: nspawn exits with 133 then ("the container requested a reboot", systemd-nspawn(1),
-/// EXIT STATUS). The container's /run is a fresh tmpfs and nspawn gives every boot a new
+/// for a reboot: nspawn exits with 133 then (systemd's own `systemd-nspawn@.service` restarts on
+/// it: `RestartForceExitStatus=133`). The container's /run is a fresh tmpfs and nspawn gives every boot a new
 /// `/proc/sys/kernel/random/boot_id`, so `ansible.builtin.reboot` sees a real reboot. SIGTERM is
 /// passed on to nspawn (the teardown's clean poweroff); any other exit ends the supervisor with
 /// nspawn's status.
