@@ -20,6 +20,7 @@ mod doctor;
 mod drain;
 mod fault_injection;
 mod first_run;
+mod gpu_lab;
 mod inventory;
 mod lab_e2e;
 mod lock;
