@@ -375,12 +375,16 @@ fn gpu_play_waits_for_cloud_init_and_for_held_apt_locks() {
         HOST,
         "apt-daily",
         "now",
-        15,
+        45,
         &["/var/cache/apt/archives/lock"],
     );
     let newer = format!("nvidia_gpu_toolkit_version={TOOLKIT_NEWER}");
     let (out, t, _) = g.gpu(&[&newer]);
     assert_succeeded(&out, &t, "the toolkit upgrade behind the download lock");
+    assert!(
+        t.contains("FAILED - RETRYING: [lab-gpu-1]: Install the NVIDIA container toolkit"),
+        "the download lock was never met:\n{t}"
+    );
     let released: f64 = g
         .ssh_ok("cat /var/lib/em-test/apt-daily.released")
         .parse()
@@ -591,6 +595,10 @@ fn os_upgrade_is_explicit_keeps_holds_and_reboots_only_when_allowed() {
     assert_succeeded(&out, &t, "the OS upgrade");
     eprintln!("OS upgrade behind cloud-init and the download lock: {took:.1?}");
     assert!(recap(&t)["changed"] >= 1, "{t}");
+    assert!(
+        t.contains("FAILED - RETRYING: [lab-gpu-1]: Upgrade every package that is not held"),
+        "the download lock was never met:\n{t}"
+    );
     assert_eq!(
         g.installed("linux-image-standin")["linux-image-standin"],
         "6.8.0-41.41"
