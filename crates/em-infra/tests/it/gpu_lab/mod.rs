@@ -140,10 +140,13 @@ fn gpu_lab(prefix: &str, cloud_init: bool, extra: Vec<standin::Pkg>) -> Option<G
 }
 
 impl GpuLab {
+    /// `extra`: `name=value` pairs (as `-e`) and options such as `--check`.
     fn args(&self, playbook: &Path, extra: &[&str]) -> Vec<String> {
         let mut args = vec!["-i".to_string(), self.inventory.display().to_string()];
         for e in extra {
-            args.push("-e".into());
+            if !e.starts_with("--") {
+                args.push("-e".into());
+            }
             args.push((*e).to_string());
         }
         args.push(playbook.display().to_string());
@@ -453,9 +456,11 @@ fn gpu_driver_is_held_pinned_reloaded_after_interruption_and_flavour_switches_on
     assert!(g.ssh_ok("nvidia-smi -L").starts_with("GPU 0: "));
     assert!(g.ssh_ok("test -e /var/lib/em-test/k3s-agent-restarted && echo yes") == "yes");
 
-    // 2. Rerun: nothing to do, no reboot.
+    // 2. Rerun: nothing to do, no reboot; check mode agrees.
     let (out, t, _) = g.gpu(&[]);
     assert_no_change(&out, &t, "the rerun");
+    let (out, t, _) = g.gpu(&["--check"]);
+    assert_no_change(&out, &t, "the rerun in check mode");
 
     // 3. Time: the driver moved to a new version behind the role's back (a held package
     //    upgraded on purpose). The old module is still loaded: nvidia-smi reports the mismatch,
@@ -638,9 +643,11 @@ fn os_upgrade_is_explicit_keeps_holds_and_reboots_only_when_allowed() {
         "{t}"
     );
 
-    // 3. Rerun: nothing new, no reboot.
+    // 3. Rerun: nothing new, no reboot; check mode agrees.
     let (out, t, _) = g.playbook(&os_upgrade, &["node_os_upgrade=true"]);
     assert_no_change(&out, &t, "the OS upgrade rerun");
+    let (out, t, _) = g.playbook(&os_upgrade, &["node_os_upgrade=true", "--check"]);
+    assert_no_change(&out, &t, "the OS upgrade rerun in check mode");
 
     // 4. Reboot allowed: the node reboots (once), the flag is gone; then nothing to do.
     let allow = ["node_os_upgrade=true", "node_os_upgrade_reboot=true"];
