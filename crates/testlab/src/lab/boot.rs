@@ -15,10 +15,10 @@ use crate::sys;
 
 /// Runs systemd-nspawn (its command line is `"$@"`) and starts it again when the container asked
 /// for a reboot: nspawn exits with 133 then (systemd's own `systemd-nspawn@.service` restarts on
-/// it: `RestartForceExitStatus=133`). The container's /run is a fresh tmpfs and nspawn gives every boot a new
-/// `/proc/sys/kernel/random/boot_id`, so `ansible.builtin.reboot` sees a real reboot. SIGTERM is
-/// passed on to nspawn (the teardown's clean poweroff); any other exit ends the supervisor with
-/// nspawn's status.
+/// it: `RestartForceExitStatus=133`). The container's /run is a fresh tmpfs and nspawn gives
+/// every boot a new `/proc/sys/kernel/random/boot_id`, so `ansible.builtin.reboot` sees a real
+/// reboot. SIGTERM is passed on to nspawn (the teardown's clean poweroff); any other exit ends
+/// the supervisor with nspawn's status.
 const SUPERVISOR: &str = r#"child=
 trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi' TERM
 while :; do
