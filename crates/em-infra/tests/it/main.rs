@@ -24,6 +24,7 @@ mod inventory;
 mod lab_e2e;
 mod lock;
 mod prepare;
+mod prepare_lab;
 mod rotate;
 mod runs;
 mod scale_lab;
