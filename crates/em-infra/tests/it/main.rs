@@ -29,6 +29,7 @@ mod rotate;
 mod runs;
 mod scale_lab;
 mod shell;
+mod ssh_wait_lab;
 mod state_backup;
 mod status;
 mod up;
