@@ -1,5 +1,5 @@
 //! The configure stage's first play (`ansible/playbooks/preflight.yml`, which `site.yml` starts
-//! with) waits for a real SSH login on every node: real `ansible-playbook` over real SSH against
+//! with) waits for a real SSH login on every node, right after its controller-side checks: real `ansible-playbook` over real SSH against
 //! lab hosts (see `crates/testlab`), one of which stops its sshd. With sshd back after a while the
 //! run waits and succeeds; with sshd never back it fails within `wait_for_ssh_timeout`, naming the
 //! node and the causes.
@@ -167,13 +167,13 @@ fn configure_waits_for_a_late_sshd_and_fails_within_the_bound_when_it_never_come
     let all = text(&out);
     for part in [
         format!(
-            "{} ({}) did not accept an SSH login as root within {} s",
+            "{} ({}) is not reachable over SSH as root: no login succeeded within {} s",
             WORKER.0,
             WORKER.1,
             bound.as_secs()
         ),
         "Connection refused".to_string(),
-        "the VM is still in its first boot (slow storage; raise wait_for_ssh_timeout)".to_string(),
+        "still in its first boot (slow storage: raise wait_for_ssh_timeout)".to_string(),
         format!("Preflight failed on {}", WORKER.0),
     ] {
         assert!(all.contains(&part), "{part:?} missing from:\n{all}");
