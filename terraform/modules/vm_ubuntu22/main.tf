@@ -89,6 +89,10 @@ resource "proxmox_virtual_environment_vm" "this" {
 
   initialization {
     datastore_id = var.settings.datastore_id
+    # No `upgrade`: unset, the provider sends no ciupgrade and the clone keeps the template's
+    # ciupgrade = 0 (no apt upgrade at first boot; docs/runbooks.md, First boot). Setting it here
+    # would change the user data, and so the cloud-init instance-id (qemu-server Cloudinit.pm:
+    # sha1 of user and network data), of running VMs cloned from an older template.
 
     ip_config {
       ipv4 {

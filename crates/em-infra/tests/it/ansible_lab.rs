@@ -804,6 +804,8 @@ fn preflight_explains_token_and_reachability_failures_and_stops_the_run() {
         .arg("-i")
         .arg(&inventory)
         .arg("ansible/playbooks/site.yml")
+        // Bounded like the SSH timeouts below: these nodes never answer.
+        .args(["-e", "wait_for_ssh_timeout=5"])
         .env("EM_INFRA_ENV_DIR", &env_dir)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_TIMEOUT", "3")

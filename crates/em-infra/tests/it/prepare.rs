@@ -24,12 +24,23 @@ use support::{Repo, code, repo_root, run_logged, stderr};
 
 const IMAGE: &str = "ubuntu-22.04-server-cloudimg-amd64.img";
 
-/// TEST DOUBLE for Proxmox VE's `qm`: models only what prepare-template.yml calls.
-const FAKE_QM: &str = r#"#!/usr/bin/env bash
-# TEST DOUBLE for Proxmox VE's `qm`, written by crates/em-infra/tests/prepare.rs. Not Proxmox: it
+/// TEST DOUBLE for Proxmox VE's `qm`: models only what prepare-template.yml calls, as strictly as
+/// real `qm` on the points the play relies on (see the script's comments).
+pub(crate) const FAKE_QM: &str = r#"#!/usr/bin/env bash
+# TEST DOUBLE for Proxmox VE's `qm`, written by crates/em-infra/tests/it/prepare.rs. Not Proxmox: it
 # models only the calls prepare-template.yml makes. Every call is appended to
 # $FAKE_QM_DIR/calls.log; VM <id>'s configuration is $FAKE_QM_DIR/<id>.conf, in the
-# "key: value" shape real `qm config` prints.
+# "key: value" shape real `qm config` prints. Strict like real qm where the play relies on it:
+# - create/set parse every option before changing anything and reject an unknown one
+#   (pve-common PVE::JSONSchema::get_options: Getopt's "Unknown option", then
+#   "400 unable to parse option", exit 255); the double knows the options listed in known_opt;
+# - `--ide2 <storage>:cloudinit` allocates vm-<id>-cloudinit (media=cdrom), as qemu-server does;
+# - `qm template` refuses a template and a running VM ($FAKE_QM_DIR/<id>.running) with
+#   qemu-server's messages (src/PVE/API2/Qemu.pm, `template`), and renames vm-<id>-disk to
+#   base-<id>-disk (PVE::QemuServer::template_create);
+# - FAKE_QM_SILENT_FAIL=template (a comma list) makes `qm template` do nothing and exit 0, as real
+#   qm does when the template task fails: qm.pm maps `template` without $upid_exit, and pve-common's
+#   CLIHandler::run_cli_handler ends in `exit 0`; only the task's error reaches stderr.
 set -euo pipefail
 dir=${FAKE_QM_DIR:?FAKE_QM_DIR must be set}
 printf 'qm %s\n' "$*" >>"$dir/calls.log"
@@ -40,38 +51,68 @@ set_key() { # file key value: replace or add "key: value"
   printf '%s: %s\n' "$key" "$value" >>"$file.tmp"
   sort -o "$file" "$file.tmp" && rm -f "$file.tmp"
 }
-set_opts() { # file --key value ...
-  local file=$1; shift
+known_opt() {
+  case $1 in
+    name|memory|cores|sockets|cpu|balloon|onboot|net0|scsihw|serial0|vga|agent|ostype|tags|description) ;;
+    scsi0|ide2|boot|ciupgrade|ciuser|cipassword|citype|sshkeys|ipconfig0|nameserver|searchdomain|cicustom) ;;
+    *) return 1 ;;
+  esac
+}
+check_opts() { # --key value ...: all known, each with a value
+  while (($#)); do
+    local key=${1#--}
+    if [[ $1 != --* ]] || ! known_opt "$key"; then
+      printf 'Unknown option: %s\n400 unable to parse option\n' "$key" >&2; exit 255
+    fi
+    if (($# < 2)); then printf 'Option %s requires an argument\n400 unable to parse option\n' "$key" >&2; exit 255; fi
+    shift 2
+  done
+}
+set_opts() { # id file --key value ...
+  local id=$1 file=$2; shift 2
   while (($#)); do
     local key=${1#--} value=$2; shift 2
     if [[ $key == scsi0 ]]; then # attaching an unused disk removes its unusedN entry
       local vol=${value%%,*}
       grep -v "^unused[0-9]*: $vol\$" "$file" >"$file.tmp" || true; mv "$file.tmp" "$file"
     fi
+    if [[ $key == ide2 && $value =~ ^([^:,]+):cloudinit$ ]]; then
+      value="${BASH_REMATCH[1]}:vm-$id-cloudinit,media=cdrom"
+    fi
     set_key "$file" "$key" "$value"
   done
 }
+missing() { echo "Configuration file 'nodes/pve/qemu-server/$1.conf' does not exist" >&2; exit 2; }
 cmd=$1; shift
 case $cmd in
   config) # like qm.pm: the description is printed through encode_text (':' and '%' escaped)
-    if [[ -f $(conf "$1") ]]; then
-      sed -e '/^description: /{s/%/%25/g;s/:/%3A/g;s/^description%3A /description: /}' "$(conf "$1")"; else
-      echo "Configuration file 'nodes/pve/qemu-server/$1.conf' does not exist" >&2; exit 2; fi ;;
+    [[ -f $(conf "$1") ]] || missing "$1"
+    sed -e '/^description: /{s/%/%25/g;s/:/%3A/g;s/^description%3A /description: /}' "$(conf "$1")" ;;
   create)
     id=$1; shift
     if [[ -f $(conf "$id") ]]; then echo "unable to create VM $id - VM $id already exists" >&2; exit 255; fi
-    : >"$(conf "$id")"; set_opts "$(conf "$id")" "$@" ;;
+    check_opts "$@"
+    : >"$(conf "$id")"; set_opts "$id" "$(conf "$id")" "$@" ;;
   set)
     id=$1; shift
-    [[ -f $(conf "$id") ]] || { echo "VM $id does not exist" >&2; exit 2; }
-    set_opts "$(conf "$id")" "$@" ;;
+    check_opts "$@"
+    [[ -f $(conf "$id") ]] || missing "$id"
+    set_opts "$id" "$(conf "$id")" "$@" ;;
   disk)
     [[ $1 == import ]] || { echo "fake qm: unsupported: disk $*" >&2; exit 1; }
     id=$2 file=$3 storage=$4
+    [[ -f $(conf "$id") ]] || missing "$id"
     [[ -f $file ]] || { echo "source '$file' does not exist" >&2; exit 2; }
     set_key "$(conf "$id")" unused0 "$storage:vm-$id-disk-0"
     echo "Successfully imported disk as 'unused0:$storage:vm-$id-disk-0'" ;;
   template)
+    [[ -f $(conf "$1") ]] || missing "$1"
+    if grep -q '^template: 1$' "$(conf "$1")"; then echo "you can't convert a template to a template" >&2; exit 255; fi
+    if [[ -e $dir/$1.running ]]; then echo "you can't convert a VM to template if VM is running" >&2; exit 255; fi
+    if [[ ,${FAKE_QM_SILENT_FAIL:-}, == *,template,* ]]; then
+      echo "fake qm: injected task failure (FAKE_QM_SILENT_FAIL=template): nothing converted, exit 0 like real qm" >&2
+      exit 0
+    fi
     sed -i "s/vm-$1-disk/base-$1-disk/" "$(conf "$1")"; set_key "$(conf "$1")" template 1 ;;
   destroy)
     rm -f "$(conf "$1")" ;;
@@ -80,7 +121,7 @@ esac
 "#;
 
 /// TEST DOUBLE for libguestfs' `virt-customize`.
-const FAKE_VIRT_CUSTOMIZE: &str = r#"#!/usr/bin/env bash
+pub(crate) const FAKE_VIRT_CUSTOMIZE: &str = r#"#!/usr/bin/env bash
 # TEST DOUBLE for virt-customize (libguestfs), written by crates/em-infra/tests/prepare.rs: records
 # its arguments in $FAKE_QM_DIR/calls.log and appends a marker to the image given with -a.
 set -euo pipefail
@@ -247,6 +288,17 @@ impl Pve {
     /// Run the play with the inventory and vars em-infra would write (template 9000 on this
     /// node), plus `extra` variables.
     fn play(&self, base_url: &str, refresh: bool, extra: Value) -> Output {
+        self.play_with_env(base_url, refresh, extra, &[])
+    }
+
+    /// [`Pve::play`] with more environment variables for the play (and so for the fakes).
+    fn play_with_env(
+        &self,
+        base_url: &str,
+        refresh: bool,
+        extra: Value,
+        env: &[(&str, &str)],
+    ) -> Output {
         let ansible = ansible_playbook().unwrap();
         let t = TemplateInputs {
             template_vm_id: 9000,
@@ -284,6 +336,7 @@ impl Pve {
             .arg(format!("@{}", local_file.display()))
             .env("PATH", self.path_env())
             .env("FAKE_QM_DIR", self.qm_dir())
+            .envs(env.iter().copied())
             .env("ANSIBLE_CONFIG", repo_root().join("ansible.cfg"))
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_LOCAL_TEMP", self.dir.path().join("ansible-tmp"))
@@ -312,7 +365,8 @@ fn recap(out: &Output) -> (u32, u32) {
 
 fn our_template(id: u64, sha: &str) -> String {
     format!(
-        "agent: enabled=1\nboot: order=scsi0\ndescription: em-infra template; image sha256={sha}; image={IMAGE}; url=x\n\
+        "agent: enabled=1\nboot: order=scsi0\nciupgrade: 0\n\
+         description: em-infra template; image sha256={sha}; image={IMAGE}; url=x\n\
          ide2: local-lvm:vm-{id}-cloudinit,media=cdrom\nmemory: 2048\nname: ubuntu-2204-em-infra\n\
          net0: virtio=BC:24:11:2E:C1:0A,bridge=vmbr0\nostype: l26\nscsi0: local-lvm:base-{id}-disk-0,discard=on,size=2252M\n\
          scsihw: virtio-scsi-single\nserial0: socket\ntags: em-infra;template\ntemplate: 1\nvga: serial0\n"
@@ -476,9 +530,13 @@ fn builds_the_template_then_a_rerun_changes_nothing() {
             ),
             format!("qm disk import 9000 {} local-lvm", custom.display()),
             "qm config 9000".to_string(),
-            "qm set 9000 --scsi0 local-lvm:vm-9000-disk-0,discard=on,iothread=1,ssd=1 --ide2 local-lvm:cloudinit --boot order=scsi0".to_string(),
+            "qm set 9000 --scsi0 local-lvm:vm-9000-disk-0,discard=on,iothread=1,ssd=1 --ide2 local-lvm:cloudinit \
+             --boot order=scsi0 --ciupgrade 0".to_string(),
             "qm template 9000".to_string(),
+            // Read back: qm's exit codes are not trusted (see verify.yml).
+            "qm config 9000".to_string(),
             format!("qm set 9000 --description em-infra template; image sha256={sha}; image={IMAGE}; url={base}/{IMAGE}"),
+            "qm config 9000".to_string(),
         ]
     );
     // The pristine download is verified and kept; the customized copy is a separate file.
@@ -495,8 +553,9 @@ fn builds_the_template_then_a_rerun_changes_nothing() {
     for line in [
         "template: 1",
         "scsi0: local-lvm:base-9000-disk-0,discard=on,iothread=1,ssd=1",
-        "ide2: local-lvm:cloudinit",
+        "ide2: local-lvm:vm-9000-cloudinit,media=cdrom",
         "boot: order=scsi0",
+        "ciupgrade: 0",
         "serial0: socket",
         "agent: enabled=1",
         "scsihw: virtio-scsi-single",
@@ -572,6 +631,162 @@ fn an_interrupted_build_is_removed_and_rebuilt() {
     assert!(pve.vm(9000).unwrap().contains("template: 1"));
 }
 
+/// Real `qm template` exits 0 when its task fails (see FAKE_QM's header): the play must notice
+/// by reading the configuration back, keep the VM marked as an interrupted build, and rebuild it.
+#[test]
+fn a_template_task_that_fails_with_exit_0_is_caught_by_reading_the_config_back() {
+    let Some(_) = ansible_playbook() else { return };
+    let image = b"jammy image, release A\n";
+    let sha = sha256_hex(image);
+    let base = release(image, &sha);
+    let pve = Pve::new();
+
+    let out = pve.play_with_env(
+        &base,
+        false,
+        serde_json::json!({}),
+        &[("FAKE_QM_SILENT_FAIL", "template")],
+    );
+    assert_ne!(code(&out), 0, "the play must not trust qm's exit code");
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains(
+            "The qm commands exited 0, but VM 9000 is not the template they should have made"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing template: 1 (qm template converted it)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the next run removes it and builds again"),
+        "{text}"
+    );
+    let config = pve.vm(9000).unwrap();
+    assert!(!config.contains("template: 1"), "{config}");
+    assert!(
+        config.contains("description: em-infra template (building);"),
+        "the VM still reads as an interrupted build:\n{config}"
+    );
+    assert!(
+        !pve.calls()
+            .iter()
+            .any(|c| c.contains("--description em-infra template;")),
+        "the finished description is never written: {:?}",
+        pve.calls()
+    );
+
+    // Without the fault, the next run recognises the interrupted build and builds it again.
+    pve.clear_calls();
+    let out = pve.play(&base, false, serde_json::json!({}));
+    assert_eq!(code(&out), 0);
+    assert_eq!(pve.calls()[1], "qm destroy 9000 --purge");
+    assert_eq!(pve.result()["decision"], "built");
+    assert!(pve.vm(9000).unwrap().contains("template: 1"));
+}
+
+/// A template built before the play set ciupgrade (or with another value) gets it set; new
+/// clones inherit it. Then a rerun changes nothing.
+#[test]
+fn a_kept_template_gets_ciupgrade_set_and_a_rerun_changes_nothing() {
+    let Some(_) = ansible_playbook() else { return };
+    let image = b"jammy image, release A\n";
+    let sha = sha256_hex(image);
+    let base = release(image, &sha);
+    let pve = Pve::new();
+    let legacy = our_template(9000, &sha).replace("ciupgrade: 0\n", "");
+    pve.put_vm(9000, &legacy);
+
+    let out = pve.play(&base, false, serde_json::json!({}));
+    assert_eq!(code(&out), 0);
+    assert_eq!(recap(&out), (1, 0), "one change: ciupgrade");
+    assert_eq!(
+        pve.calls(),
+        vec![
+            "qm config 9000",
+            "qm set 9000 --ciupgrade 0",
+            "qm config 9000"
+        ]
+    );
+    let config = pve.vm(9000).unwrap();
+    assert!(config.contains("ciupgrade: 0"), "{config}");
+    assert_eq!(
+        config.replace("ciupgrade: 0\n", ""),
+        legacy,
+        "nothing else changed"
+    );
+    let result = pve.result();
+    assert_eq!(result["decision"], "skip");
+    let message = result["message"].as_str().unwrap();
+    assert!(message.starts_with("template is up to date"), "{message}");
+    assert!(
+        message.contains(
+            "set ciupgrade=0 on template 9000 (clones no longer run apt upgrade at first boot)"
+        ),
+        "{message}"
+    );
+
+    pve.clear_calls();
+    let out = pve.play(&base, false, serde_json::json!({}));
+    assert_eq!(recap(&out), (0, 0), "rerun: changed=0");
+    assert_eq!(pve.calls(), vec!["qm config 9000"]);
+
+    // Opting back in to Proxmox's default is the same config-only change.
+    let out = pve.play(
+        &base,
+        false,
+        serde_json::json!({"proxmox_template_ciupgrade": true}),
+    );
+    assert_eq!(recap(&out), (1, 0));
+    assert!(pve.vm(9000).unwrap().contains("ciupgrade: 1"));
+    assert!(
+        pve.result()["message"]
+            .as_str()
+            .unwrap()
+            .contains("clones run apt upgrade at first boot")
+    );
+}
+
+/// The `qm` double refuses what real `qm` refuses, before changing anything.
+#[test]
+fn the_qm_double_is_as_strict_as_qm_where_the_play_relies_on_it() {
+    let pve = Pve::new();
+    let qm = |args: &[&str]| {
+        Command::new(pve.dir.path().join("bin/qm"))
+            .args(args)
+            .env("FAKE_QM_DIR", pve.qm_dir())
+            .output()
+            .unwrap()
+    };
+    let built = our_template(9000, OLD_SHA);
+    pve.put_vm(9000, &built);
+
+    let out = qm(&["set", "9000", "--ciupgrade", "0", "--cloud-upgrade", "0"]);
+    assert_eq!(code(&out), 255);
+    assert!(
+        stderr(&out).contains("Unknown option: cloud-upgrade\n400 unable to parse option"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pve.vm(9000).unwrap(), built, "nothing applied");
+
+    let out = qm(&["template", "9000"]);
+    assert_eq!(code(&out), 255);
+    assert!(stderr(&out).contains("you can't convert a template to a template"));
+
+    pve.put_vm(9100, "name: running-vm\nscsi0: local-lvm:vm-9100-disk-0\n");
+    fs::write(pve.qm_dir().join("9100.running"), "").unwrap();
+    let out = qm(&["template", "9100"]);
+    assert_eq!(code(&out), 255);
+    assert!(stderr(&out).contains("you can't convert a VM to template if VM is running"));
+    assert!(!pve.vm(9100).unwrap().contains("template"));
+
+    let out = qm(&["set", "9001", "--ciupgrade", "0"]);
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("9001.conf' does not exist"));
+}
+
 #[test]
 fn an_image_that_does_not_match_the_published_checksum_is_refused() {
     let Some(_) = ansible_playbook() else { return };
@@ -605,6 +820,55 @@ fn a_pruned_release_is_reported_before_anything_changes() {
     );
     assert!(text.contains("pin a newer one"), "{text}");
     assert!(pve.calls().is_empty(), "decided nothing: {:?}", pve.calls());
+}
+
+/// The clones inherit the template's `ciupgrade 0` only because our Terraform never sets the bpg
+/// provider's `initialization.upgrade`: unset, v0.111.1 sends no `ciupgrade` on create
+/// (proxmoxtf/resource/vm/vm.go, GetOkExists). Set, it would override the template and change the
+/// user data (so the cloud-init instance-id) of VMs cloned from an older template.
+#[test]
+fn no_terraform_vm_sets_initialization_upgrade() {
+    fn tf_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if path.is_dir() && !name.starts_with('.') {
+                tf_files(&path, out);
+            } else if name.ends_with(".tf") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    tf_files(&repo_root().join("terraform"), &mut files);
+    let mut vm_resources = 0;
+    for file in &files {
+        let body: hcl::Body = hcl::from_str(&fs::read_to_string(file).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for vm in body.blocks().filter(|b| {
+            b.identifier() == "resource"
+                && b.labels().first().map(|l| l.as_str()) == Some("proxmox_virtual_environment_vm")
+        }) {
+            vm_resources += 1;
+            for init in vm
+                .body()
+                .blocks()
+                .filter(|b| b.identifier() == "initialization")
+            {
+                assert!(
+                    !init.body().attributes().any(|a| a.key() == "upgrade"),
+                    "{}: initialization.upgrade must stay unset (the template carries ciupgrade 0)",
+                    file.display()
+                );
+                assert!(
+                    init.body().attributes().any(|a| a.key() == "datastore_id"),
+                    "{}: the initialization block was read",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(vm_resources >= 1, "no VM resource found in {files:?}");
 }
 
 // ---- em-infra prepare (the CLI around the play) ----
