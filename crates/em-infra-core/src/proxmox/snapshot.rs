@@ -400,10 +400,11 @@ fn snapshot_path(node: &str, vmid: u64) -> String {
 /// | `lvmthin` | yes | `src/PVE/Storage/LvmThinPlugin.pm` :408-431 (8: :375) |
 /// | `zfspool`, `zfs` (ZFS over iSCSI) | yes; rollback only to the newest | `ZFSPoolPlugin.pm` :809-835, `volume_rollback_is_possible` :588; `ZFSPlugin.pm` :435-458 |
 /// | `rbd` (Ceph) | yes | `RBDPlugin.pm` :955-978 |
-/// | `btrfs` | yes (raw, qcow2, subvol) | `BTRFSPlugin.pm` :600-643 |
-/// | `dir`, `nfs`, `cifs`, `glusterfs` (8 only), `cephfs` | qcow2 only (the base `Plugin.pm` table) | `Plugin.pm` :1575-1627 (8: :1297) |
+/// | `btrfs` | raw, qcow2, subvol (not vmdk) | `BTRFSPlugin.pm` :600-643 |
+/// | `dir`, `nfs`, `cifs`, `glusterfs` (8 only) | qcow2 only (the base `Plugin.pm` table) | `Plugin.pm` :1575-1627 (8: :1297) |
 /// | `lvm` (thick) | PVE 8: never; PVE 9: qcow2 volumes only, which exist only with `snapshot-as-volume-chain` (rollback only to the newest) | `LVMPlugin.pm` :1367-1404, :696-700, :1159 (8: no `snapshot` key) |
 /// | `iscsi`, `iscsidirect`, `pbs`, `esxi` | never | `ISCSIPlugin.pm` :634, `ISCSIDirectPlugin.pm` :249, `PBSPlugin.pm` :999, `ESXiPlugin.pm` :600 |
+/// | `cephfs` | holds no VM disks (no `images` content) | `CephFSPlugin.pm` :117-123 |
 ///
 /// A disk given as a host path (`/dev/…`) never can (`PVE/Storage.pm` :502-516). Another type
 /// (a third-party plugin) is [`SnapshotSupport::Unknown`].
@@ -443,27 +444,34 @@ pub fn volume_format(volname: &str) -> &'static str {
 }
 
 /// Whether volume `volname` (the part after `storage:`) on a storage of type `storage_type` can
-/// be snapshotted (see [`SnapshotSupport`] for the table and its sources).
+/// be snapshotted: [`snapshot_support`] for the format its name gives ([`volume_format`]).
 pub fn volume_snapshot_support(storage_type: &str, volname: &str) -> SnapshotSupport {
-    let format = volume_format(volname);
-    let qcow2_only = |what: &str| {
-        if format == "qcow2" {
+    snapshot_support(storage_type, volume_format(volname))
+}
+
+/// Whether a disk in `format` (`raw`, `qcow2`, `vmdk`, `subvol`) on a storage of type
+/// `storage_type` can be snapshotted (see [`SnapshotSupport`] for the table and its sources).
+pub fn snapshot_support(storage_type: &str, format: &str) -> SnapshotSupport {
+    let only = |formats: &[&str], what: &str| {
+        if formats.contains(&format) {
             SnapshotSupport::Yes {
                 newest_only: storage_type == "lvm",
             }
         } else {
             SnapshotSupport::No {
                 why: format!(
-                    "{what} storage ({storage_type}) snapshots only qcow2 disks, and this one is {format}"
+                    "{what} storage ({storage_type}) snapshots only {} disks, and this one is {format}",
+                    formats.join(", ")
                 ),
             }
         }
     };
     match storage_type {
-        "lvmthin" | "rbd" | "btrfs" => SnapshotSupport::Yes { newest_only: false },
+        "lvmthin" | "rbd" => SnapshotSupport::Yes { newest_only: false },
         "zfspool" | "zfs" => SnapshotSupport::Yes { newest_only: true },
-        "dir" | "nfs" | "cifs" | "glusterfs" | "cephfs" => qcow2_only("a file-based"),
-        "lvm" if format == "qcow2" => qcow2_only("LVM"),
+        "btrfs" => only(&["raw", "qcow2", "subvol"], "Btrfs"),
+        "dir" | "nfs" | "cifs" | "glusterfs" => only(&["qcow2"], "a file-based"),
+        "lvm" if format == "qcow2" => only(&["qcow2"], "LVM"),
         "lvm" => SnapshotSupport::No {
             why: "plain (thick) LVM cannot snapshot raw volumes; PVE 9 can with qcow2 volumes \
                   on an LVM storage set to snapshot-as-volume-chain"
@@ -471,6 +479,9 @@ pub fn volume_snapshot_support(storage_type: &str, volname: &str) -> SnapshotSup
         },
         "iscsi" | "iscsidirect" | "pbs" | "esxi" => SnapshotSupport::No {
             why: format!("{storage_type} storage has no snapshots"),
+        },
+        "cephfs" => SnapshotSupport::No {
+            why: "cephfs storage holds no VM disks".into(),
         },
         other => SnapshotSupport::Unknown {
             storage_type: other.to_string(),
@@ -690,6 +701,9 @@ mod tests {
         assert!(yes("zfs", "vm-101-disk-0"));
         assert!(yes("rbd", "vm-101-disk-0"));
         assert!(yes("btrfs", "101/vm-101-disk-0.raw"));
+        assert!(!yes("btrfs", "101/vm-101-disk-0.vmdk"));
+        assert!(snapshot_support("dir", "qcow2").can_snapshot());
+        assert!(!snapshot_support("nfs", "raw").can_snapshot());
         assert!(yes("dir", "101/vm-101-disk-0.qcow2"));
         assert!(yes(
             "nfs",
@@ -699,7 +713,7 @@ mod tests {
         assert!(!yes("cifs", "101/vm-101-disk-0.vmdk"));
         assert!(!yes("lvm", "vm-101-disk-0"));
         assert!(yes("lvm", "vm-101-disk-0.qcow2"));
-        for never in ["iscsi", "iscsidirect", "pbs", "esxi"] {
+        for never in ["iscsi", "iscsidirect", "pbs", "esxi", "cephfs"] {
             assert!(!yes(never, "lun0"), "{never}");
         }
         assert_eq!(
