@@ -14,6 +14,7 @@
 //! | `EM_INFRA_PVE_CONNECT_TIMEOUT`, `EM_INFRA_PVE_TIMEOUT` | seconds (default 10 and 30) |
 
 mod error;
+pub mod snapshot;
 pub mod types;
 
 use std::fmt;
@@ -325,6 +326,70 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(error::from_status(
                 "GET",
+                path,
+                status,
+                &error_message(&body),
+                &self.endpoint,
+                self.token.id(),
+            ));
+        }
+        serde_json::from_str::<types::Envelope<T>>(&body)
+            .map(|e| e.data)
+            .map_err(|e| ProxmoxError::Decode {
+                path: path.to_string(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// `POST /api2/json<path>` with `params` form-encoded (what PVE's API server reads) → the
+    /// envelope's `data`: the task's UPID for the calls that start a task.
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<T, ProxmoxError> {
+        let url = format!("{}/api2/json{path}", self.endpoint);
+        let response = self
+            .agent
+            .post(&url)
+            .header("Authorization", self.token.header())
+            .header("Accept", "application/json")
+            .send_form(params.iter().copied());
+        self.answer("POST", path, response)
+    }
+
+    /// `DELETE /api2/json<path>` (parameters in the query, as PVE takes them) → the envelope's
+    /// `data`.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
+        let url = format!("{}/api2/json{path}", self.endpoint);
+        let response = self
+            .agent
+            .delete(&url)
+            .header("Authorization", self.token.header())
+            .header("Accept", "application/json")
+            .call();
+        self.answer("DELETE", path, response)
+    }
+
+    /// The answer to [`Client::post`] and [`Client::delete`], read as [`Client::get`] reads its.
+    fn answer<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ProxmoxError> {
+        let mut response = response.map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(32 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| self.transport_error(&e))?;
+        let body = self.scrub(&body);
+        if !(200..300).contains(&status) {
+            return Err(error::from_status(
+                method,
                 path,
                 status,
                 &error_message(&body),

@@ -4,13 +4,15 @@
 //! repository and the binary's `--help`.
 //!
 //! Shared support: [`support`] (a throwaway repository around the offline fixture, running the
-//! binary), [`test_ca`] (a private CA), [`pve_server`] and [`kube_server`] (the API test servers).
+//! binary), [`test_ca`] (a private CA), [`pve_server`] and [`kube_server`] (the API test servers),
+//! [`pve_snapshots`] (VM snapshots on the Proxmox one).
 
 mod support;
 mod test_ca;
 
 mod kube_server;
 mod pve_server;
+mod pve_snapshots;
 
 mod access;
 mod ansible_lab;
@@ -30,6 +32,7 @@ mod rotate;
 mod runs;
 mod scale_lab;
 mod shell;
+mod snapshots;
 mod ssh_wait_lab;
 mod state_backup;
 mod status;

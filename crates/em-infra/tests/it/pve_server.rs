@@ -8,6 +8,9 @@
 //! `Authorization: PVEAPIToken=…` header get PVE's 401. The server stops when dropped, and on its
 //! own after [`MAX_LIFETIME`].
 //!
+//! A test module with state of its own (e.g. [`crate::pve_snapshots`]) answers through a
+//! [`Handler`] (see [`PveServer::handle`]), asked before the fixed routes.
+//!
 //! [`happy_routes`] holds response shapes recorded from real PVE 8 hosts (pve-manager API schema,
 //! luthermonson/go-proxmox `tests/mocks/pve8x`, `pve9x/hardware.go`), trimmed to what em-infra reads
 //! plus typical neighbours.
@@ -87,6 +90,10 @@ pub(crate) fn error(status: u16, reason: &str) -> Reply {
 }
 
 type Routes = Arc<Mutex<HashMap<String, Reply>>>;
+/// Computes the answer to an authorized request from its method, path after `/api2/json` (query
+/// included) and body, or passes (`None`) to the next handler and the fixed routes.
+pub(crate) type Handler = Arc<dyn Fn(&str, &str, &[u8]) -> Option<Reply> + Send + Sync>;
+type Handlers = Arc<Mutex<Vec<Handler>>>;
 /// Each request seen: `"GET /version"` and its Authorization header.
 type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
@@ -96,6 +103,7 @@ pub(crate) struct PveServer {
     pki: Arc<Pki>,
     routes: Routes,
     requests: Requests,
+    handlers: Handlers,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -122,23 +130,31 @@ impl PveServer {
         let addr = listener.local_addr().unwrap();
         let routes: Routes = Arc::new(Mutex::new(routes));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let handlers: Handlers = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!("PVEAPIToken={token}");
         let thread = {
-            let (routes, requests, stop) = (routes.clone(), requests.clone(), stop.clone());
+            let (routes, requests, handlers, stop) = (
+                routes.clone(),
+                requests.clone(),
+                handlers.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 let started = Instant::now();
                 while !stop.load(Ordering::SeqCst) && started.elapsed() < MAX_LIFETIME {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            let (config, routes, requests, expected) = (
+                            let (config, routes, requests, handlers, expected) = (
                                 config.clone(),
                                 routes.clone(),
                                 requests.clone(),
+                                handlers.clone(),
                                 expected.clone(),
                             );
                             std::thread::spawn(move || {
-                                let _ = serve(stream, config, &routes, &requests, &expected);
+                                let _ =
+                                    serve(stream, config, &routes, &requests, &handlers, &expected);
                             });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -154,6 +170,7 @@ impl PveServer {
             pki,
             routes,
             requests,
+            handlers,
             stop,
             thread: Some(thread),
         }
@@ -174,6 +191,11 @@ impl PveServer {
     /// Add or replace a route.
     pub(crate) fn route(&self, key: &str, reply: Reply) {
         self.routes.lock().unwrap().insert(key.to_string(), reply);
+    }
+
+    /// Let `handler` answer requests before the fixed routes (after the ones added earlier).
+    pub(crate) fn handle(&self, handler: Handler) {
+        self.handlers.lock().unwrap().push(handler);
     }
 
     /// Every request seen: `"GET /version"` and its Authorization header.
@@ -210,6 +232,7 @@ fn serve(
     config: Arc<rustls::ServerConfig>,
     routes: &Routes,
     requests: &Requests,
+    handlers: &Handlers,
     expected_auth: &str,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
@@ -252,8 +275,12 @@ fn serve(
     let path = target.strip_prefix("/api2/json").unwrap_or(&target);
     let key = format!("{method} {path}");
     requests.lock().unwrap().push((key.clone(), auth.clone()));
+    let handlers = handlers.lock().unwrap().clone();
+    let handled = || handlers.iter().find_map(|h| h(&method, path, &body));
     let reply = if auth.as_deref() != Some(expected_auth) {
         error(401, "invalid token value!")
+    } else if let Some(reply) = handled() {
+        reply
     } else {
         let route = routes.lock().unwrap().get(&key).cloned();
         route.unwrap_or_else(|| match key.strip_prefix("GET /cluster/nextid?vmid=") {
