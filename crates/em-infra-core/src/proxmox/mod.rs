@@ -14,8 +14,10 @@
 //! | `EM_INFRA_PVE_CONNECT_TIMEOUT`, `EM_INFRA_PVE_TIMEOUT` | seconds (default 10 and 30) |
 
 mod error;
+mod reason;
 pub mod types;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -272,15 +274,21 @@ impl Client {
                     .build()
             }
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.timeout))
             .user_agent(concat!("em-infra/", env!("CARGO_PKG_VERSION")))
             .max_redirects(0)
-            .build()
-            .into();
+            .build();
+        // ureq's own chain (TCP, TLS), then the reader of the status line's reason phrase.
+        use ureq::unversioned::transport::{Connector, DefaultConnector};
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::new().chain(reason::StatusLineConnector),
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
         Ok(Client {
             agent,
             endpoint: settings.endpoint,
@@ -307,6 +315,7 @@ impl Client {
     /// `GET /api2/json<path>` → the envelope's `data`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
         let url = format!("{}/api2/json{path}", self.endpoint);
+        reason::clear();
         let mut response = self
             .agent
             .get(&url)
@@ -314,6 +323,7 @@ impl Client {
             .header("Accept", "application/json")
             .call()
             .map_err(|e| self.transport_error(&e))?;
+        let status_line_reason = reason::take();
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -323,11 +333,18 @@ impl Client {
             .map_err(|e| self.transport_error(&e))?;
         let body = self.scrub(&body);
         if !(200..300).contains(&status) {
+            // Older PVE 8 hosts give the reason only in the status line (see `reason`).
+            let generic = response.status().canonical_reason();
+            let status_line_reason = status_line_reason
+                .filter(|r| Some(r.as_str()) != generic)
+                .map(|r| self.scrub(&r));
+            let (message, errors) = error_message(&body, status_line_reason.as_deref());
             return Err(error::from_status(
                 "GET",
                 path,
                 status,
-                &error_message(&body),
+                &message,
+                errors,
                 &self.endpoint,
                 self.token.id(),
             ));
@@ -398,13 +415,19 @@ impl Client {
     }
 
     /// Whether VM ID `vmid` is free cluster-wide, asked with `GET /cluster/nextid?vmid=N`. Unlike
-    /// `/cluster/resources`, this sees every guest, also those the token may not audit: PVE
-    /// answers the ID when it is free and `400` ("VM N already exists", a parameter error) when it
-    /// is taken (PVE::API2::Cluster `nextid`).
+    /// `/cluster/resources`, this sees every guest, also those the token may not audit (it reads
+    /// pmxcfs' VM list unfiltered; `user => 'all'`): PVE answers the ID when it is free and a 400
+    /// parameter error `{"vmid": "VM N already exists"}` when a VM or container has it
+    /// (pve-manager `PVE/API2/Cluster.pm` `nextid`).
     pub fn vmid_free(&self, vmid: u64) -> Result<bool, ProxmoxError> {
         match self.get::<serde_json::Value>(&format!("/cluster/nextid?vmid={vmid}")) {
             Ok(_) => Ok(true),
-            Err(ProxmoxError::Status { status: 400, .. }) => Ok(false),
+            Err(e)
+                if e.param_error("vmid")
+                    .is_some_and(|m| m.contains("already exists")) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -480,24 +503,36 @@ impl Client {
     }
 }
 
-/// The reason PVE gives for an error: the body's `message`, its `errors` map, else the body.
-fn error_message(body: &str) -> String {
+/// The reason PVE gives for an error and its per-parameter reasons: the body's `message` (PVE ≥
+/// 8.4), else the status line's reason phrase, else a body that is no JSON; `errors` from the
+/// body (`{"errors": {"vmid": "VM 9110 already exists"}}`, on every PVE 8 and 9 host).
+fn error_message(body: &str, status_line: Option<&str>) -> (String, BTreeMap<String, String>) {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
-        return body.trim().chars().take(300).collect();
+        let text =
+            status_line.map_or_else(|| body.trim().chars().take(300).collect(), str::to_string);
+        return (text, BTreeMap::new());
     };
-    let mut parts = Vec::new();
-    if let Some(m) = value.get("message").and_then(|m| m.as_str()) {
-        parts.push(m.trim().to_string());
-    }
-    if let Some(errors) = value.get("errors").and_then(|e| e.as_object()) {
-        for (k, v) in errors {
-            parts.push(format!(
-                "{k}: {}",
-                v.as_str().unwrap_or(&v.to_string()).trim()
-            ));
-        }
-    }
-    parts.join("; ")
+    let message = value
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .or_else(|| status_line.map(str::to_string))
+        .unwrap_or_default();
+    let errors = value
+        .get("errors")
+        .and_then(|e| e.as_object())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|(k, v)| {
+                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), text.trim().to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (message, errors)
 }
 
 /// Percent-encode one path segment (node names, storage IDs and UPIDs are mostly safe already).
@@ -581,17 +616,35 @@ mod tests {
 
     #[test]
     fn error_messages_from_bodies() {
+        let text = |body: &str, line: Option<&str>| {
+            let (m, e) = error_message(body, line);
+            (m, e.into_iter().collect::<Vec<_>>())
+        };
         assert_eq!(
-            error_message(
-                r#"{"data":null,"message":"can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout\n"}"#
-            ),
+            text(
+                r#"{"data":null,"message":"can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout\n"}"#,
+                Some("can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout")
+            )
+            .0,
             "can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout"
         );
+        // PVE 8 before libpve-http-server-perl 5.2.0: the reason only in the status line.
         assert_eq!(
-            error_message(r#"{"data":null,"errors":{"vmid":"invalid format"}}"#),
-            "vmid: invalid format"
+            text(
+                r#"{"data":null,"errors":{"vmid":"VM 9110 already exists"}}"#,
+                Some("Parameter verification failed.")
+            ),
+            (
+                "Parameter verification failed.".to_string(),
+                vec![("vmid".to_string(), "VM 9110 already exists".to_string())]
+            )
         );
-        assert_eq!(error_message("plain text"), "plain text");
+        assert_eq!(
+            text(r#"{"data":null}"#, Some("VM 9000 is locked (clone)")).0,
+            "VM 9000 is locked (clone)"
+        );
+        assert_eq!(text(r#"{"data":null}"#, None).0, "");
+        assert_eq!(text("plain text", None).0, "plain text");
     }
 
     #[test]

@@ -18,10 +18,10 @@ use std::time::Duration;
 use pve_server::{PveServer, Reply, error, happy_routes, ok};
 use serde_json::{Value, json};
 
-const TOKEN_ID: &str = "em-infra@pve!doctor";
-const SECRET: &str = "8d1f0c3e-4b2a-4c69-9a57-0d3e9b1f2c7a";
+pub(crate) const TOKEN_ID: &str = "em-infra@pve!doctor";
+pub(crate) const SECRET: &str = "8d1f0c3e-4b2a-4c69-9a57-0d3e9b1f2c7a";
 
-fn token() -> String {
+pub(crate) fn token() -> String {
     format!("{TOKEN_ID}={SECRET}")
 }
 
@@ -40,17 +40,17 @@ fn write_executable(path: &Path, content: &str) {
 
 /// A throwaway repository with a Proxmox environment, stand-in tools, a HOME with an SSH key, and
 /// a PVE API server.
-struct Lab {
+pub(crate) struct Lab {
     dir: tempfile::TempDir,
-    server: PveServer,
+    pub(crate) server: PveServer,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         Lab::with_routes(happy_routes())
     }
 
-    fn with_routes(routes: std::collections::HashMap<String, Reply>) -> Lab {
+    pub(crate) fn with_routes(routes: std::collections::HashMap<String, Reply>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let real = repo_root();
@@ -100,16 +100,16 @@ impl Lab {
         lab
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    fn env_dir(&self) -> PathBuf {
+    pub(crate) fn env_dir(&self) -> PathBuf {
         self.root().join("envs/lab")
     }
 
     /// Write terraform.tfvars: the base topology with `overrides` replacing or adding variables.
-    fn tfvars(&self, overrides: &[(&str, &str)]) {
+    pub(crate) fn tfvars(&self, overrides: &[(&str, &str)]) {
         let key = self.root().join("home/.ssh/id_ed25519.pub");
         let mut vars: BTreeMap<&str, String> = [
             ("cluster_name", "\"lab\"".to_string()),
@@ -132,12 +132,12 @@ impl Lab {
         fs::write(self.env_dir().join("terraform.tfvars"), text).unwrap();
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.server.write_ca(self.root())
     }
 
     /// The em-infra command with the lab's environment; the CA is pinned unless removed.
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_em-infra"));
         let bin = self.root().join("bin");
         let path = format!(
@@ -167,21 +167,21 @@ impl Lab {
         cmd
     }
 
-    fn run(&self, cmd: &mut Command) -> Run {
+    pub(crate) fn run(&self, cmd: &mut Command) -> Run {
         let out = cmd.output().unwrap();
         Run::new(out)
     }
 
     /// `em-infra doctor --json` with the default settings.
-    fn doctor(&self) -> Run {
+    pub(crate) fn doctor(&self) -> Run {
         self.run(&mut self.cmd(&["doctor", "--json"]))
     }
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
@@ -200,7 +200,7 @@ impl Run {
         run
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}):\n{}\n{}",
@@ -210,7 +210,7 @@ impl Run {
     }
 
     /// The check named `name` from the JSON report.
-    fn check(&self, name: &str) -> Value {
+    pub(crate) fn check(&self, name: &str) -> Value {
         let json = self.json();
         json["checks"]
             .as_array()
@@ -222,7 +222,7 @@ impl Run {
     }
 
     /// Assert that check `name` has `status`, its detail contains `detail` and its fix `fix`.
-    fn assert_check(&self, name: &str, status: &str, detail: &str, fix: &str) {
+    pub(crate) fn assert_check(&self, name: &str, status: &str, detail: &str, fix: &str) {
         let c = self.check(name);
         assert_eq!(c["status"], status, "{c:#}\n{}", self.stderr);
         let d = c["detail"].as_str().unwrap();
@@ -234,7 +234,7 @@ impl Run {
         assert!(f.contains(fix), "fix of {name}: {f}\nwanted: {fix}");
     }
 
-    fn failed_names(&self) -> Vec<String> {
+    pub(crate) fn failed_names(&self) -> Vec<String> {
         self.json()["checks"]
             .as_array()
             .unwrap()
@@ -793,7 +793,7 @@ fn environment_without_proxmox_skips_the_proxmox_group() {
 
 // --- the client as a library ----------------------------------------------------------------
 
-fn client(lab: &Lab) -> em_infra_core::proxmox::Client {
+pub(crate) fn client(lab: &Lab) -> em_infra_core::proxmox::Client {
     use em_infra_core::proxmox::{ApiToken, Client, Settings, TlsMode};
     Client::new(Settings {
         endpoint: em_infra_core::proxmox::normalize_endpoint(&lab.server.url()).unwrap(),

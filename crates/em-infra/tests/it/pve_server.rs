@@ -48,11 +48,13 @@ impl Pki {
     }
 }
 
-/// One response: HTTP status and the whole JSON body.
+/// One response: HTTP status, the whole JSON body, and the status line's reason phrase when it
+/// is not the first line of the body's `message` (see [`legacy`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     pub status: u16,
     pub body: Value,
+    pub reason: Option<String>,
 }
 
 /// `{"data": data}` with status 200.
@@ -60,29 +62,49 @@ pub(crate) fn ok(data: Value) -> Reply {
     Reply {
         status: 200,
         body: json!({ "data": data }),
+        reason: None,
     }
 }
 
-/// An error as PVE sends it: `{"data": null, "message": reason}`, the reason also in the status line.
+/// `reply` as a PVE 8 host before libpve-http-server-perl 5.2.0 sends it: the message only in
+/// the status line, the body without `message` (`{"data":null}`, plus `errors` for parameter
+/// errors, which older servers sent too). pve-http-server commit 9a2112e "fix #6503: return api
+/// handler errors in the json body" (January 2025) added the body's `message`.
+pub(crate) fn legacy(mut reply: Reply) -> Reply {
+    if let Some(message) = reply.body.as_object_mut().and_then(|b| b.remove("message")) {
+        reply.reason = message.as_str().map(str::to_string);
+    }
+    reply
+}
+
 /// `GET /cluster/nextid?vmid=N` for a taken ID, as PVE answers it: `nextid` raises a parameter
 /// exception (`raise_param_exc({ vmid => "VM $vmid already exists" })` in PVE::API2::Cluster),
 /// which the API server turns into HTTP 400 "Parameter verification failed." with the reason
 /// under `errors` — also for guests the token may not audit.
 pub(crate) fn vmid_taken(vmid: u64) -> Reply {
+    param_error("vmid", &format!("VM {vmid} already exists"))
+}
+
+/// A parameter error as PVE sends it (`raise_param_exc` in pve-common `PVE::Exception`): 400
+/// "Parameter verification failed." with the reason under `errors`.
+pub(crate) fn param_error(param: &str, text: &str) -> Reply {
     Reply {
         status: 400,
         body: json!({
             "data": null,
             "message": "Parameter verification failed.\n",
-            "errors": { "vmid": format!("VM {vmid} already exists") },
+            "errors": { param: text },
         }),
+        reason: None,
     }
 }
 
+/// An error as PVE sends it: `{"data": null, "message": reason}`, the reason also in the status line.
 pub(crate) fn error(status: u16, reason: &str) -> Reply {
     Reply {
         status,
         body: json!({ "data": null, "message": format!("{reason}\n") }),
+        reason: None,
     }
 }
 
@@ -263,11 +285,15 @@ fn serve(
         })
     };
     let body = reply.body.to_string();
+    // The first line of the message, as pve-http-server's `response` writes it; the generic
+    // phrase when there is none.
     let status_reason = reply
-        .body
-        .get("message")
-        .and_then(Value::as_str)
+        .reason
+        .as_deref()
+        .or_else(|| reply.body.get("message").and_then(Value::as_str))
+        .and_then(|m| m.lines().next())
         .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
         .unwrap_or_else(|| reason(reply.status).to_string());
     let head = format!(
         "HTTP/1.1 {} {}\r\nServer: pve-api-daemon/3.0\r\nContent-Type: application/json;charset=UTF-8\r\n\
