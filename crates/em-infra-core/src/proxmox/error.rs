@@ -42,7 +42,8 @@ pub enum ProxmoxError {
     /// The server's certificate does not chain to a trusted root.
     #[error(
         "the server's certificate at {endpoint} is not trusted ({detail}): pin the cluster CA with \
-         EM_INFRA_PVE_CA_FILE=<file> (copy /etc/pve/pve-root-ca.pem from the host) or set PROXMOX_VE_INSECURE=true"
+         EM_INFRA_PVE_CA_FILE=<file> (copy /etc/pve/pve-root-ca.pem from the host), add it to this \
+         machine's trust store, or set PROXMOX_VE_INSECURE=true"
     )]
     UntrustedCertificate { endpoint: String, detail: String },
 
@@ -111,7 +112,8 @@ impl ProxmoxError {
             ),
             ProxmoxError::UntrustedCertificate { .. } => {
                 "scp root@<host>:/etc/pve/pve-root-ca.pem ~/.config/pve-root-ca.pem and export \
-                 EM_INFRA_PVE_CA_FILE=~/.config/pve-root-ca.pem (or PROXMOX_VE_INSECURE=true)"
+                 EM_INFRA_PVE_CA_FILE=~/.config/pve-root-ca.pem; or, for Terraform too, install it: \
+                 sudo cp pve-root-ca.pem /usr/local/share/ca-certificates/pve-root-ca.crt && sudo update-ca-certificates"
                     .into()
             }
             ProxmoxError::Tls { .. } => {

@@ -1,5 +1,5 @@
-//! A typed, blocking client for the Proxmox VE API: token auth, verified TLS (or a pinned cluster
-//! CA, or an explicit opt-out), timeouts, lenient decoding, task polling, and errors that say what
+//! A typed, blocking client for the Proxmox VE API: token auth, verified TLS (the system trust
+//! store, or a pinned cluster CA, or an explicit opt-out), timeouts, lenient decoding, task polling, and errors that say what
 //! to do. The API token's secret never appears in an error, a `Debug` rendering or a log.
 //!
 //! Settings come from the environment, with the bpg provider's names so one `export` serves
@@ -10,17 +10,18 @@
 //! | `PROXMOX_VE_ENDPOINT` | `https://<host>:8006/` (a trailing `/` or `/api2/json` is accepted) |
 //! | `PROXMOX_VE_API_TOKEN` | `<user>@<realm>!<tokenid>=<secret>` |
 //! | `PROXMOX_VE_INSECURE` | `true`/`1`: skip certificate verification (warned once) |
-//! | `EM_INFRA_PVE_CA_FILE` | PEM file of the CA to trust instead of the public roots (copy `/etc/pve/pve-root-ca.pem`) |
+//! | `EM_INFRA_PVE_CA_FILE` | PEM file of the CA to trust instead of the system trust store (copy `/etc/pve/pve-root-ca.pem`) |
+//! | `SSL_CERT_FILE`, `SSL_CERT_DIR` | without a CA file: where the system trust store is read from, as for OpenSSL and Go (Terraform) |
 //! | `EM_INFRA_PVE_CONNECT_TIMEOUT`, `EM_INFRA_PVE_TIMEOUT` | seconds (default 10 and 30) |
 
 mod error;
 mod reason;
+mod tls;
 pub mod types;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -117,8 +118,9 @@ impl fmt::Display for ApiToken {
 /// How the server's certificate is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsMode {
-    /// Public web PKI roots (ureq's default).
-    Verified,
+    /// The system trust store (see [`tls`]): a host with a public (ACME) certificate, or whose
+    /// cluster CA was added to this machine's store, as Terraform's provider trusts it.
+    SystemStore,
     /// Only this CA (PEM) is trusted: the cluster CA `/etc/pve/pve-root-ca.pem`.
     PinnedCa(PathBuf),
     /// No verification at all (`PROXMOX_VE_INSECURE=true`).
@@ -156,7 +158,7 @@ impl Settings {
         let tls = match (var("EM_INFRA_PVE_CA_FILE"), insecure_from_env()) {
             (_, true) => TlsMode::Insecure,
             (Some(ca), false) => TlsMode::PinnedCa(PathBuf::from(ca)),
-            (None, false) => TlsMode::Verified,
+            (None, false) => TlsMode::SystemStore,
         };
         let secs = |name: &str, default: u64| -> Result<Duration, ProxmoxError> {
             match var(name) {
@@ -215,7 +217,7 @@ pub fn insecure_from_env() -> bool {
 
 /// What the front end says when [`insecure_from_env`] is true.
 pub const INSECURE_WARNING: &str = "PROXMOX_VE_INSECURE is set: the Proxmox server's certificate is NOT verified; \
-     pin the cluster CA with EM_INFRA_PVE_CA_FILE instead (copy /etc/pve/pve-root-ca.pem)";
+     pin the cluster CA with EM_INFRA_PVE_CA_FILE instead (copy /etc/pve/pve-root-ca.pem), or add it to the system trust store";
 
 /// The Proxmox VE API client.
 pub struct Client {
@@ -246,34 +248,7 @@ impl Client {
 
     /// Build from explicit settings. Fails when the CA file cannot be read or holds no certificate.
     pub fn new(settings: Settings) -> Result<Client, ProxmoxError> {
-        use ureq::tls::{Certificate, RootCerts, TlsConfig};
-        let tls = match &settings.tls {
-            TlsMode::Verified => TlsConfig::builder().build(),
-            TlsMode::Insecure => TlsConfig::builder().disable_verification(true).build(),
-            TlsMode::PinnedCa(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    ProxmoxError::Config(format!(
-                        "EM_INFRA_PVE_CA_FILE={}: cannot read it ({e}); copy /etc/pve/pve-root-ca.pem from the Proxmox host",
-                        path.display()
-                    ))
-                })?;
-                let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                    .filter_map(|item| match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                        _ => None,
-                    })
-                    .collect();
-                if certs.is_empty() {
-                    return Err(ProxmoxError::Config(format!(
-                        "EM_INFRA_PVE_CA_FILE={}: no PEM certificate in it; copy /etc/pve/pve-root-ca.pem from the Proxmox host",
-                        path.display()
-                    )));
-                }
-                TlsConfig::builder()
-                    .root_certs(RootCerts::Specific(Arc::new(certs)))
-                    .build()
-            }
-        };
+        let tls = tls::config(&settings.tls)?;
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
@@ -601,7 +576,7 @@ mod tests {
         let client = Client::new(Settings {
             endpoint: "https://127.0.0.1:8006".into(),
             token: ApiToken::parse("a@pam!b=topsecretvalue").unwrap(),
-            tls: TlsMode::Verified,
+            tls: TlsMode::SystemStore,
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
         })

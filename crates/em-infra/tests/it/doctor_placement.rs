@@ -1,8 +1,9 @@
 //! `em-infra doctor` on what the token cannot see and on the shapes older hosts send: the reason
 //! in the status line only, VM IDs taken by guests the token may not audit, storages that are
 //! undefined, disabled or restricted to other nodes, containers at the template ID, and PCI
-//! mappings with several entries or `;`-separated paths, checked by the host (`?check-node=`).
-//! The same lab as [`crate::doctor`]: the real binary against the PVE API test server.
+//! mappings with several entries or `;`-separated paths, checked by the host (`?check-node=`);
+//! and the system trust store as the alternative to a pinned CA file. The same lab as
+//! [`crate::doctor`]: the real binary against the PVE API test server.
 
 use crate::doctor::{Lab, client};
 use crate::pve_server::{error, legacy};
@@ -50,5 +51,68 @@ fn older_hosts_give_the_reason_only_in_the_status_line() {
     assert_eq!(
         err.to_string(),
         "GET /nodes/pve/network failed with HTTP 500: (no reason given)"
+    );
+}
+
+#[test]
+fn the_system_trust_store_is_an_alternative_to_a_pinned_ca_file() {
+    let lab = Lab::new();
+    // The test CA as "the system store": rustls-native-certs reads only SSL_CERT_FILE when it is
+    // set, as OpenSSL and Go (Terraform's provider) do.
+    let run = lab.run(
+        lab.cmd(&["doctor", "--json"])
+            .env_remove("EM_INFRA_PVE_CA_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", lab.ca_file()),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    run.assert_check("API", "ok", "answers to token em-infra@pve!doctor", "");
+    assert!(
+        !run.stderr.contains("PROXMOX_VE_INSECURE"),
+        "{}",
+        run.stderr
+    );
+
+    // A store without the cluster CA: not trusted, and the fix names both ways to trust it.
+    let before = lab.server.requests().len();
+    let other = crate::test_ca::TestCa::new("Some other CA");
+    let other_file = lab.root().join("other-ca.pem");
+    std::fs::write(&other_file, &other.pem).unwrap();
+    let run = lab.run(
+        lab.cmd(&["doctor", "--json"])
+            .env_remove("EM_INFRA_PVE_CA_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", &other_file),
+    );
+    assert_eq!(run.code, 3);
+    run.assert_check(
+        "API",
+        "fail",
+        "is not trusted",
+        "sudo update-ca-certificates",
+    );
+    assert_eq!(
+        lab.server.requests().len(),
+        before,
+        "no request got through the handshake"
+    );
+
+    // A variable that names nothing readable is a settings error naming it.
+    let missing = lab.root().join("no-such-bundle.pem");
+    let run = lab.run(
+        lab.cmd(&["doctor", "--json"])
+            .env_remove("EM_INFRA_PVE_CA_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", &missing),
+    );
+    assert_eq!(run.code, 3);
+    run.assert_check(
+        "Proxmox API settings",
+        "fail",
+        &format!(
+            "SSL_CERT_FILE={}: no certificate could be read",
+            missing.display()
+        ),
+        "",
     );
 }
