@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 pub use error::ProxmoxError;
 pub use types::{
     NetworkInterface, NodeStatus, NodeStorage, NodeSummary, PciDevice, PciMapEntry, PciMapping,
-    StorageStatus, TaskStatus, Upid, Version, VmConfig,
+    StorageConfig, StorageStatus, TaskStatus, Upid, Version, VmConfig,
 };
 
 /// One VM or template as `GET /cluster/resources?type=vm` lists it (containers too: they share
@@ -382,6 +382,11 @@ impl Client {
             enc(node),
             enc(storage)
         ))
+    }
+
+    /// `GET /storage`: every storage definition the token may see (`disable`, `nodes`).
+    pub fn storage_config(&self) -> Result<Vec<StorageConfig>, ProxmoxError> {
+        self.get("/storage")
     }
 
     /// `GET /nodes/{node}/storage?content=images`: the storages on `node` that take VM disks.

@@ -290,6 +290,45 @@ impl StorageStatus {
     }
 }
 
+/// One entry of `GET /storage`: a storage's definition in `storage.cfg` (pve-storage
+/// `PVE/API2/Storage/Config.pm` `index`, listed where the token has `Datastore.Audit` or
+/// `Datastore.AllocateSpace`). Unlike the status, it says *why* a storage is not enabled on a
+/// node: `disable` (set only when 1), or `nodes` (set only when restricted; comma-separated).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StorageConfig {
+    pub storage: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default, deserialize_with = "pve_bool::de")]
+    pub disable: bool,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub nodes: Option<String>,
+    #[serde(default, deserialize_with = "pve_bool::de")]
+    pub shared: bool,
+}
+
+impl StorageConfig {
+    /// The nodes it is restricted to; empty when it is available on every node.
+    pub fn node_list(&self) -> Vec<String> {
+        self.nodes
+            .as_deref()
+            .unwrap_or("")
+            .split([',', ';', ' '])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether `node` may use it (no restriction, or listed).
+    pub fn available_on(&self, node: &str) -> bool {
+        let nodes = self.node_list();
+        nodes.is_empty() || nodes.iter().any(|n| n == node)
+    }
+}
+
 /// One entry of `GET /nodes/{node}/network`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NetworkInterface {
@@ -640,6 +679,19 @@ mod tests {
         assert!(s(json!({"status":"stopped","exitstatus":"OK"})).succeeded());
         assert!(s(json!({"status":"stopped","exitstatus":"WARNINGS: 2"})).succeeded());
         assert!(!s(json!({"status":"stopped","exitstatus":"clone failed: x"})).succeeded());
+    }
+
+    #[test]
+    fn storage_config_entries() {
+        let cfg: Vec<StorageConfig> = serde_json::from_value(json!([
+            {"storage": "local-lvm", "type": "lvmthin", "content": "rootdir,images", "thinpool": "data", "vgname": "pve", "digest": "x"},
+            {"storage": "nfs", "type": "nfs", "content": "images", "disable": 1, "nodes": "pve2,pve3", "shared": 1}
+        ]))
+        .unwrap();
+        assert!(!cfg[0].disable && cfg[0].node_list().is_empty() && cfg[0].available_on("pve"));
+        assert!(cfg[1].disable && cfg[1].shared);
+        assert_eq!(cfg[1].node_list(), ["pve2", "pve3"]);
+        assert!(!cfg[1].available_on("pve") && cfg[1].available_on("pve3"));
     }
 
     #[test]

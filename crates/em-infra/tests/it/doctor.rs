@@ -528,16 +528,17 @@ fn storage_full() {
 #[test]
 fn storage_missing_or_inactive() {
     let lab = Lab::new();
+    // What PVE answers for an ID storage.cfg does not define (pve-storage `read_status`).
     lab.server.route(
         "GET /nodes/pve/storage/local-lvm/status",
-        error(500, "storage 'local-lvm' does not exist"),
+        pve_server::param_error("storage", "No such storage."),
     );
     let run = lab.doctor();
     run.assert_check(
         "storage local-lvm on pve",
         "fail",
-        "storage local-lvm does not exist on pve",
-        "pvesm status",
+        "storage local-lvm is not defined in this cluster (PVE: No such storage.)",
+        "set datastore_id to a storage for disk images on pve",
     );
     lab.server.route(
         "GET /nodes/pve/storage/local-lvm/status",

@@ -6,7 +6,8 @@
 //! [`crate::doctor`]: the real binary against the PVE API test server.
 
 use crate::doctor::{Lab, client};
-use crate::pve_server::{error, legacy};
+use crate::pve_server::{error, legacy, ok, param_error};
+use serde_json::json;
 
 #[test]
 fn older_hosts_give_the_reason_only_in_the_status_line() {
@@ -114,5 +115,76 @@ fn the_system_trust_store_is_an_alternative_to_a_pinned_ca_file() {
             missing.display()
         ),
         "",
+    );
+}
+
+#[test]
+fn storage_undefined_disabled_or_on_other_nodes_each_with_its_fix() {
+    let lab = Lab::new();
+    // Undefined: the real 400 "No such storage." (also with the reason only in the status line).
+    lab.tfvars(&[("datastore_id", "\"fast-ssd\"")]);
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    assert_eq!(run.failed_names(), ["storage fast-ssd on pve"]);
+    run.assert_check(
+        "storage fast-ssd on pve",
+        "fail",
+        "storage fast-ssd is not defined in this cluster (PVE: No such storage.)",
+        "set datastore_id to a storage for disk images on pve (those are: local-lvm, tank), or define fast-ssd",
+    );
+    lab.server.route(
+        "GET /nodes/pve/storage/fast-ssd/status",
+        legacy(param_error("storage", "No such storage.")),
+    );
+    lab.doctor().assert_check(
+        "storage fast-ssd on pve",
+        "fail",
+        "is not defined in this cluster (PVE: No such storage.)",
+        "",
+    );
+    lab.tfvars(&[]);
+
+    // Disabled in storage.cfg: the status says only `enabled: 0`; `GET /storage` says why.
+    let config = lab.server.data("GET /storage");
+    let with = |change: serde_json::Value| {
+        let mut c = config.clone();
+        for s in c.as_array_mut().unwrap() {
+            if s["storage"] == "local-lvm" {
+                s.as_object_mut()
+                    .unwrap()
+                    .extend(change.as_object().unwrap().clone());
+            }
+        }
+        ok(c)
+    };
+    lab.server
+        .unroute("GET /nodes/pve/storage/local-lvm/status");
+    lab.server
+        .route("GET /storage", with(json!({"disable": 1})));
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    run.assert_check(
+        "storage local-lvm on pve",
+        "fail",
+        "storage local-lvm is disabled in storage.cfg (disable 1)",
+        "enable it: pvesm set local-lvm --disable 0",
+    );
+
+    // Restricted to other nodes: the same status, another cause and another fix.
+    lab.server
+        .route("GET /storage", with(json!({"nodes": "pve2,pve3"})));
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    let check = run.check("storage local-lvm on pve");
+    assert!(
+        !check["detail"].as_str().unwrap().contains("disabled"),
+        "{check:#}"
+    );
+    run.assert_check(
+        "storage local-lvm on pve",
+        "fail",
+        "storage local-lvm is not available on node pve: it is restricted to nodes pve2,pve3",
+        "if pve has it too, add pve to its nodes: pvesm set local-lvm --nodes pve2,pve3,pve; \
+         else set datastore_id to a storage for disk images on pve (those are: tank)",
     );
 }

@@ -198,6 +198,16 @@ impl PveServer {
         self.routes.lock().unwrap().insert(key.to_string(), reply);
     }
 
+    /// Remove a route: the server then answers what follows from the others, else 501.
+    pub(crate) fn unroute(&self, key: &str) {
+        self.routes.lock().unwrap().remove(key);
+    }
+
+    /// The body's `data` of a route (to change a copy of it).
+    pub(crate) fn data(&self, key: &str) -> Value {
+        self.routes.lock().unwrap()[key].body["data"].clone()
+    }
+
     /// Every request seen: `"GET /version"` and its Authorization header.
     pub(crate) fn requests(&self) -> Vec<(String, Option<String>)> {
         self.requests.lock().unwrap().clone()
@@ -277,12 +287,13 @@ fn serve(
     let reply = if auth.as_deref() != Some(expected_auth) {
         error(401, "invalid token value!")
     } else {
-        let route = routes.lock().unwrap().get(&key).cloned();
-        route.unwrap_or_else(|| match key.strip_prefix("GET /cluster/nextid?vmid=") {
-            // PVE answers a free ID with itself; a test marks an ID taken with `vmid_taken`.
-            Some(id) => ok(json!(id)),
-            None => error(501, &format!("Method '{key}' not implemented")),
-        })
+        let routes = routes.lock().unwrap();
+        let reply = routes
+            .get(&key)
+            .cloned()
+            .or_else(|| derived(&key, &routes))
+            .unwrap_or_else(|| error(501, &format!("Method '{key}' not implemented")));
+        consistent_with_storage_config(&key, reply, &routes)
     };
     let body = reply.body.to_string();
     // The first line of the message, as pve-http-server's `response` writes it; the generic
@@ -308,6 +319,84 @@ fn serve(
     tls.conn.send_close_notify();
     let _ = tls.flush();
     Ok(())
+}
+
+/// Answers that follow from other routes, as a real host's would from its configuration, for
+/// requests no test routed explicitly.
+fn derived(key: &str, routes: &HashMap<String, Reply>) -> Option<Reply> {
+    // PVE answers a free ID with itself; a test marks an ID taken with `vmid_taken`.
+    if let Some(id) = key.strip_prefix("GET /cluster/nextid?vmid=") {
+        return Some(ok(json!(id)));
+    }
+    let rest = key.strip_prefix("GET /nodes/")?;
+    if let Some((node, rest)) = rest.split_once("/storage/")
+        && let Some(id) = rest.strip_suffix("/status")
+    {
+        return storage_status_from_config(node, id, routes);
+    }
+    None
+}
+
+/// Whether storage.cfg's `entry` makes the storage unusable on `node` (`disable`, or a `nodes`
+/// list without it: pve-storage `storage_check_enabled`).
+fn not_enabled_on(entry: &Value, node: &str) -> bool {
+    entry["disable"].as_i64().unwrap_or(0) != 0
+        || entry["nodes"]
+            .as_str()
+            .is_some_and(|nodes| !nodes.split(',').any(|n| n == node))
+}
+
+/// `GET /nodes/<node>/storage?content=…` leaves out the storages that are not enabled on the
+/// node (`storage_info` with a content filter: `next if !$want_ctype || !$storage_enabled`), so a
+/// test that disables one in `GET /storage` sees it gone there too.
+fn consistent_with_storage_config(
+    key: &str,
+    mut reply: Reply,
+    routes: &HashMap<String, Reply>,
+) -> Reply {
+    let Some((node, _)) = key
+        .strip_prefix("GET /nodes/")
+        .and_then(|rest| rest.split_once("/storage?content="))
+    else {
+        return reply;
+    };
+    let Some(config) = routes
+        .get("GET /storage")
+        .and_then(|r| r.body["data"].as_array())
+    else {
+        return reply;
+    };
+    if let Some(list) = reply.body["data"].as_array_mut() {
+        list.retain(|s| {
+            !config
+                .iter()
+                .any(|c| c["storage"] == s["storage"] && not_enabled_on(c, node))
+        });
+    }
+    reply
+}
+
+/// `GET /nodes/<node>/storage/<id>/status` from `GET /storage` (storage.cfg), as pve-storage
+/// answers it (`PVE/API2/Storage/Status.pm` `read_status`, `PVE/Storage.pm` `storage_info`): an
+/// ID storage.cfg lacks is the 400 parameter error "No such storage."; a storage that is
+/// disabled or restricted to other nodes (`storage_check_enabled`) is listed with `enabled: 0,
+/// active: 0` and no sizes. An enabled storage's status needs a route of its own (its sizes).
+fn storage_status_from_config(
+    node: &str,
+    id: &str,
+    routes: &HashMap<String, Reply>,
+) -> Option<Reply> {
+    let config = routes.get("GET /storage")?.body["data"].as_array()?.clone();
+    let Some(entry) = config.iter().find(|s| s["storage"] == id) else {
+        return Some(param_error("storage", "No such storage."));
+    };
+    not_enabled_on(entry, node).then(|| {
+        ok(json!({
+            "type": entry["type"], "content": entry["content"],
+            "shared": entry["shared"].as_i64().unwrap_or(0),
+            "enabled": 0, "active": 0, "total": 0, "used": 0, "avail": 0
+        }))
+    })
 }
 
 /// A healthy single-node PVE 8.2 host `pve` with template 9000, storage `local-lvm`, bridge
@@ -375,6 +464,22 @@ pub(crate) fn happy_routes() -> HashMap<String, Reply> {
             "active": 1, "enabled": 1, "shared": 0, "type": "lvmthin", "content": "rootdir,images",
             "avail": 400_000_000_000u64, "total": 500_000_000_000u64, "used": 100_000_000_000u64
         })),
+    );
+    // storage.cfg as `GET /storage` lists it: `content` and `nodes` comma-joined, `disable` and
+    // `nodes` only when set (pve-storage `PVE/API2/Storage/Config.pm`, `$api_storage_config`).
+    add(
+        "GET /storage",
+        ok(json!([
+            {"storage": "local", "type": "dir", "path": "/var/lib/vz", "content": "backup,iso,vztmpl",
+             "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"},
+            {"storage": "local-lvm", "type": "lvmthin", "thinpool": "data", "vgname": "pve",
+             "content": "images,rootdir", "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"},
+            {"storage": "tank", "type": "zfspool", "pool": "tank", "sparse": 1, "content": "images,rootdir",
+             "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"},
+            {"storage": "offline-nfs", "type": "nfs", "server": "192.168.10.5", "export": "/srv/pve",
+             "path": "/mnt/pve/offline-nfs", "content": "images", "options": "vers=4.2",
+             "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"}
+        ])),
     );
     add(
         "GET /nodes/pve/storage?content=images",

@@ -1,9 +1,10 @@
-//! The datastore on every node that gets disks: defined, enabled, active, takes images, room.
+//! The datastore on every node that gets disks: defined, enabled (not disabled, not restricted to
+//! other nodes), active, takes images, room.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::topology::Inputs;
-use crate::proxmox::{ProxmoxError, VmResource};
+use crate::proxmox::{ProxmoxError, StorageConfig, VmResource};
 
 use super::super::{DoctorReport, Group};
 use super::{GIB, ProxmoxChecks, SMALL_DISKS_BYTES};
@@ -33,6 +34,8 @@ impl ProxmoxChecks<'_> {
         let mut storage_nodes: BTreeSet<&str> =
             self.nodes.iter().map(|n| n.proxmox_node.as_str()).collect();
         storage_nodes.insert(inputs.proxmox_node.as_str());
+        // `GET /storage`, read once and only when a storage is not enabled somewhere.
+        let mut config = None;
         for node in storage_nodes {
             let name = format!("storage {ds} on {node}");
             if !online.contains(node) {
@@ -41,12 +44,21 @@ impl ProxmoxChecks<'_> {
             }
             let st = match self.client.storage_status(node, ds) {
                 Ok(s) => s,
-                Err(e) if e.status_mentions("does not exist") => {
+                // pve-storage `PVE/API2/Storage/Status.pm` `read_status`: an ID storage.cfg does
+                // not define is a 400 parameter error, `{"storage": "No such storage."}`.
+                Err(e) if e.param_error("storage").is_some() => {
                     report.fail(
                         Group::Proxmox,
                         name,
-                        format!("storage {ds} does not exist on {node}"),
-                        "set datastore_id to a storage that holds disk images (`pvesm status` on the host lists them)",
+                        format!(
+                            "storage {ds} is not defined in this cluster (PVE: {})",
+                            e.param_error("storage").unwrap_or_default()
+                        ),
+                        format!(
+                            "set datastore_id to a storage for disk images on {node}{}, or define {ds} \
+                             (Datacenter → Storage → Add)",
+                            self.image_storages_hint(node)
+                        ),
                     );
                     continue;
                 }
@@ -56,12 +68,8 @@ impl ProxmoxChecks<'_> {
                 }
             };
             if !st.enabled {
-                report.fail(
-                    Group::Proxmox,
-                    name,
-                    format!("storage {ds} is disabled on {node}"),
-                    format!("enable it: pvesm set {ds} --disable 0"),
-                );
+                let (detail, fix) = self.why_not_enabled(ds, node, &mut config);
+                report.fail(Group::Proxmox, name, detail, fix);
                 continue;
             }
             if !st.active {
@@ -118,6 +126,81 @@ impl ProxmoxChecks<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// Why `ds` is not enabled on `node`. The status answers `enabled: 0` alike for a storage
+    /// that is disabled and for one restricted to other nodes (pve-storage `storage_info` uses
+    /// `storage_check_enabled`, which checks `disable` and then `nodes`); `GET /storage` shows
+    /// which of the two it is, and each has its own fix.
+    fn why_not_enabled(
+        &self,
+        ds: &str,
+        node: &str,
+        config: &mut Option<Result<Vec<StorageConfig>, ProxmoxError>>,
+    ) -> (String, String) {
+        let entry = match config.get_or_insert_with(|| self.client.storage_config()) {
+            Ok(all) => all.iter().find(|s| s.storage == ds).cloned(),
+            Err(_) => None,
+        };
+        let Some(entry) = entry else {
+            return (
+                format!(
+                    "storage {ds} is disabled or not available on node {node} (the status says enabled: 0)"
+                ),
+                format!(
+                    "enable it (pvesm set {ds} --disable 0) or add {node} to its nodes (Datacenter → Storage → {ds} → Nodes)"
+                ),
+            );
+        };
+        let mut nodes = entry.node_list();
+        let elsewhere = !entry.available_on(node);
+        let mut detail = Vec::new();
+        let mut fix = Vec::new();
+        if entry.disable {
+            detail.push(format!(
+                "storage {ds} is disabled in storage.cfg (disable 1)"
+            ));
+            fix.push(format!("enable it: pvesm set {ds} --disable 0"));
+        }
+        if elsewhere {
+            detail.push(format!(
+                "storage {ds} is not available on node {node}: it is restricted to nodes {}",
+                nodes.join(",")
+            ));
+            nodes.push(node.to_string());
+            fix.push(format!(
+                "if {node} has it too, add {node} to its nodes: pvesm set {ds} --nodes {}; \
+                 else set datastore_id to a storage for disk images on {node}{}",
+                nodes.join(","),
+                self.image_storages_hint(node)
+            ));
+        }
+        if detail.is_empty() {
+            // Enabled by its definition, yet not enabled in the status: say what PVE said.
+            detail.push(format!(
+                "storage {ds} is not enabled on {node} although storage.cfg neither disables nor restricts it"
+            ));
+            fix.push("check `pvesm status` on the host".to_string());
+        }
+        (detail.join("; "), fix.join("; "))
+    }
+
+    /// ` (those are: a, b)`: the active storages on `node` that take disk images, for a fix line;
+    /// empty when there are none or the list cannot be read.
+    fn image_storages_hint(&self, node: &str) -> String {
+        let Ok(storages) = self.client.image_storages(node) else {
+            return String::new();
+        };
+        let names: Vec<&str> = storages
+            .iter()
+            .filter(|s| s.status.active && s.status.allows("images"))
+            .map(|s| s.storage.as_str())
+            .collect();
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" (those are: {})", names.join(", "))
         }
     }
 }
