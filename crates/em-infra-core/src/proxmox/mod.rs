@@ -32,17 +32,33 @@ pub use types::{
     StorageConfig, StorageStatus, TaskStatus, Upid, Version, VmConfig,
 };
 
-/// One VM or template as `GET /cluster/resources?type=vm` lists it (containers too: they share
-/// the VM ID space).
+/// One VM or template as `GET /cluster/resources?type=vm` lists it (containers too, `kind`
+/// `lxc`: they share the VM ID space).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VmResource {
     pub vmid: u64,
+    /// `qemu` for a VM or VM template, `lxc` for a container (left out of `status --json`).
+    #[serde(skip)]
+    pub kind: String,
     pub name: Option<String>,
     pub node: String,
     /// `running`, `stopped`, … (`unknown` right after creation).
     pub status: String,
     pub template: bool,
     pub tags: Vec<String>,
+}
+
+impl VmResource {
+    /// A container (LXC), not a VM: it cannot be cloned as a VM template.
+    pub fn is_container(&self) -> bool {
+        self.kind == "lxc"
+    }
+
+    /// `VM 9000` or `CT 101`, as the Proxmox UI names guests.
+    pub fn label(&self) -> String {
+        let kind = if self.is_container() { "CT" } else { "VM" };
+        format!("{kind} {}", self.vmid)
+    }
 }
 
 /// An API token, `<user>@<realm>!<tokenid>=<secret>`. `Debug` and `Display` show only the ID.

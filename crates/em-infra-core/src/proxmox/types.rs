@@ -135,6 +135,9 @@ pub(crate) struct RawVmResource {
     pub name: Option<String>,
     #[serde(default)]
     pub node: String,
+    /// `qemu` or `lxc` (pve-manager `PVE/API2Tools.pm` `extract_vm_stats`).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "pve_bool::de")]
@@ -147,6 +150,8 @@ impl From<RawVmResource> for super::VmResource {
     fn from(raw: RawVmResource) -> Self {
         super::VmResource {
             vmid: raw.vmid,
+            // The ID's prefix says it too (`lxc/101`); PVE always sends `type`.
+            kind: raw.kind.unwrap_or_else(|| "qemu".into()),
             name: raw.name.filter(|n| !n.is_empty()),
             node: raw.node,
             status: raw.status.unwrap_or_else(unknown),
@@ -592,6 +597,11 @@ mod tests {
         assert_eq!(vms[1].name, None);
         assert!(!vms[2].template);
         assert_eq!(vms[2].tags, ["go-proxmox", "cloud-init"]);
+        assert_eq!(
+            (vms[0].kind.as_str(), vms[2].kind.as_str()),
+            ("qemu", "lxc")
+        );
+        assert!(!vms[0].is_container() && vms[2].is_container());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! [`crate::doctor`]: the real binary against the PVE API test server.
 
 use crate::doctor::{Lab, client};
-use crate::pve_server::{error, legacy, ok, param_error};
+use crate::pve_server::{error, legacy, ok, param_error, vmid_taken};
 use serde_json::json;
 
 #[test]
@@ -186,5 +186,115 @@ fn storage_undefined_disabled_or_on_other_nodes_each_with_its_fix() {
         "storage local-lvm is not available on node pve: it is restricted to nodes pve2,pve3",
         "if pve has it too, add pve to its nodes: pvesm set local-lvm --nodes pve2,pve3,pve; \
          else set datastore_id to a storage for disk images on pve (those are: tank)",
+    );
+}
+
+/// The doctor's requests of one kind, e.g. `GET /cluster/nextid`.
+fn asked(lab: &Lab, prefix: &str) -> Vec<String> {
+    lab.server
+        .requests()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn vm_ids_taken_by_guests_the_token_cannot_see() {
+    let lab = Lab::new();
+    // VM 9110 exists, but the token lacks VM.Audit on /vms/9110: /cluster/resources leaves it out.
+    lab.server
+        .route("GET /cluster/nextid?vmid=9110", legacy(vmid_taken(9110)));
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    assert_eq!(run.failed_names(), ["VM ID 9110"]);
+    run.assert_check(
+        "VM ID 9110",
+        "fail",
+        "VM ID 9110 (for lab-worker-1) is taken by a guest this token cannot see: GET /cluster/nextid \
+         says VM 9110 already exists, /cluster/resources does not list it (no VM.Audit on /vms/9110)",
+        "choose a vm_id_base whose range is free (the nodes use vm_id_base + 0…40); or, to see what it is, \
+         grant VM.Audit: pveum acl modify /vms/9110 --tokens 'em-infra@pve!doctor' --roles PVEAuditor",
+    );
+    // Each planned ID the token cannot see was asked once; the visible template was not.
+    let mut ids = asked(&lab, "GET /cluster/nextid");
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "GET /cluster/nextid?vmid=9100",
+            "GET /cluster/nextid?vmid=9110",
+            "GET /cluster/nextid?vmid=9140"
+        ]
+    );
+
+    // Free for nextid too: all green.
+    lab.server.unroute("GET /cluster/nextid?vmid=9110");
+    let run = lab.doctor();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_check("VM IDs", "ok", "3 free", "");
+}
+
+#[test]
+fn template_id_missing_hidden_or_a_container() {
+    let lab = Lab::new();
+    let guests = lab.server.data("GET /cluster/resources?type=vm");
+    let without_template: Vec<_> = guests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["vmid"] != 9000)
+        .cloned()
+        .collect();
+    lab.server.route(
+        "GET /cluster/resources?type=vm",
+        ok(json!(without_template)),
+    );
+    // Not there at all: nextid says it is free.
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    let check = run.check("template 9000");
+    assert_eq!(check["detail"], "VM 9000 does not exist", "{check:#}");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("build it with `em-infra prepare`")
+    );
+    // There, but hidden from the token.
+    lab.server
+        .route("GET /cluster/nextid?vmid=9000", vmid_taken(9000));
+    let run = lab.doctor();
+    run.assert_check(
+        "template 9000",
+        "fail",
+        "ID 9000 is taken by a guest this token cannot see (GET /cluster/nextid: VM 9000 already exists), \
+         so the token lacks VM.Audit on /vms/9000",
+        "if it is your template, grant VM.Audit: pveum acl modify /vms/9000 --tokens 'em-infra@pve!doctor' --roles PVEAuditor",
+    );
+
+    // A container at the template ID: /cluster/resources says `type: lxc`, and the qemu config
+    // path answers as qemu-server does for an ID without a VM config.
+    let mut container = guests;
+    container[0] = json!({"id": "lxc/9000", "vmid": 9000, "name": "ubuntu-ct", "node": "pve",
+                          "type": "lxc", "status": "stopped", "template": 1, "maxcpu": 1});
+    lab.server
+        .route("GET /cluster/resources?type=vm", ok(container));
+    lab.server.unroute("GET /cluster/nextid?vmid=9000");
+    lab.server.route(
+        "GET /nodes/pve/qemu/9000/config",
+        error(
+            500,
+            "Configuration file 'nodes/pve/qemu-server/9000.conf' does not exist",
+        ),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    assert_eq!(run.failed_names(), ["template 9000"]);
+    run.assert_check(
+        "template 9000",
+        "fail",
+        "ID 9000 is a container (CT 9000 'ubuntu-ct' on pve), not a VM: the VMs are cloned from a QEMU VM template",
+        "set template_vm_id to your VM template's ID, or to a free ID and build the template there with `em-infra prepare`",
     );
 }

@@ -324,9 +324,23 @@ fn serve(
 /// Answers that follow from other routes, as a real host's would from its configuration, for
 /// requests no test routed explicitly.
 fn derived(key: &str, routes: &HashMap<String, Reply>) -> Option<Reply> {
-    // PVE answers a free ID with itself; a test marks an ID taken with `vmid_taken`.
+    // nextid sees every guest in the cluster, listed for the token or not: an ID in
+    // `/cluster/resources` is taken, any other is answered with itself (a test marks an ID taken
+    // by a guest the token cannot see with `vmid_taken`).
     if let Some(id) = key.strip_prefix("GET /cluster/nextid?vmid=") {
-        return Some(ok(json!(id)));
+        let listed = routes
+            .get("GET /cluster/resources?type=vm")
+            .and_then(|r| r.body["data"].as_array())
+            .is_some_and(|guests| {
+                guests
+                    .iter()
+                    .any(|g| g["vmid"].as_u64().is_some() && g["vmid"].as_u64() == id.parse().ok())
+            });
+        return Some(if listed {
+            vmid_taken(id.parse().unwrap_or(0))
+        } else {
+            ok(json!(id))
+        });
     }
     let rest = key.strip_prefix("GET /nodes/")?;
     if let Some((node, rest)) = rest.split_once("/storage/")

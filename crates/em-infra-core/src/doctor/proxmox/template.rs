@@ -24,16 +24,45 @@ impl ProxmoxChecks<'_> {
             Err(e) => return report.api_error(name, e),
         };
         let Some(vm) = vms.iter().find(|v| v.vmid == id) else {
+            // `/cluster/resources` hides guests without VM.Audit; nextid sees them all.
+            match self.client.vmid_free(id) {
+                Ok(true) => report.fail(
+                    Group::Proxmox,
+                    name,
+                    format!("VM {id} does not exist"),
+                    "build it with `em-infra prepare`, or set template_vm_id to your template's ID",
+                ),
+                Ok(false) => report.fail(
+                    Group::Proxmox,
+                    name,
+                    format!(
+                        "ID {id} is taken by a guest this token cannot see (GET /cluster/nextid: VM {id} already exists), \
+                         so the token lacks VM.Audit on /vms/{id}"
+                    ),
+                    format!(
+                        "if it is your template, grant VM.Audit: pveum acl modify /vms/{id} --tokens '{}' --roles PVEAuditor \
+                         (with a privilege-separated token the user needs it too); else set template_vm_id to your template's ID",
+                        self.client.token_id()
+                    ),
+                ),
+                Err(e) => report.api_error(name, &e),
+            }
+            return;
+        };
+        if vm.is_container() {
             report.fail(
                 Group::Proxmox,
                 name,
                 format!(
-                    "VM {id} does not exist, or the token lacks VM.Audit on /vms/{id} (the API hides VMs it may not see)"
+                    "ID {id} is a container ({} '{}' on {}), not a VM: the VMs are cloned from a QEMU VM template",
+                    vm.label(),
+                    vm.name.as_deref().unwrap_or("(no name)"),
+                    vm.node
                 ),
-                format!("build it with `em-infra prepare`, or set template_vm_id to your template's ID; grant VM.Audit on /vms/{id} if it exists"),
+                "set template_vm_id to your VM template's ID, or to a free ID and build the template there with `em-infra prepare`",
             );
             return;
-        };
+        }
         let label = vm
             .name
             .as_deref()
