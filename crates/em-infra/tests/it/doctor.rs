@@ -326,7 +326,7 @@ fn happy_path_is_all_green_and_human_output_is_grouped() {
         "cluster\n",
         "✓ API: https://127.0.0.1:",
         "answers to token em-infra@pve!doctor",
-        "✓ template guest agent: enabled (agent: 1)",
+        "✓ template guest agent: built by `em-infra prepare`: its image has the qemu-guest-agent package",
         "✓ bridge vmbr0 on pve: bridge (active, 192.168.10.2/24)",
         "- SSH on nodes: not provisioned yet (no terraform.tfstate)",
         "doctor: ",
@@ -428,20 +428,25 @@ fn missing_privilege_and_hidden_bridge() {
 }
 
 #[test]
-fn template_without_agent() {
+fn template_not_built_by_prepare_is_a_guest_agent_hint_whatever_its_agent_flag() {
     let lab = Lab::new();
     let mut config = happy_routes()["GET /nodes/pve/qemu/9000/config"].body["data"].clone();
-    config.as_object_mut().unwrap().remove("agent");
+    let obj = config.as_object_mut().unwrap();
+    obj.remove("agent");
+    obj.insert("description".into(), json!("Ubuntu 22.04, made by hand"));
     lab.server
         .route("GET /nodes/pve/qemu/9000/config", ok(config));
     let run = lab.doctor();
-    assert_eq!(run.code, 3);
-    assert_eq!(run.failed_names(), ["template guest agent"]);
+    // The flag is not what hangs the IP wait (bpg enables the agent on each clone); a guest
+    // without the package is, and the API cannot look into the image: a warning, exit 0.
+    assert_eq!(run.code, 0, "{}", run.stderr);
     run.assert_check(
         "template guest agent",
-        "fail",
-        "the QEMU guest agent is not enabled in template 9000 (agent: unset): Terraform would wait 15 minutes",
-        "qm set 9000 --agent enabled=1",
+        "warn",
+        "template 9000 was not built by `em-infra prepare`, so doctor cannot tell whether its image has the \
+         qemu-guest-agent package; without it every VM's create waits 15 minutes for an IP and fails \
+         (the template's agent flag is off, which alone is harmless: the VM module enables the agent on every clone)",
+        "virt-customize -a <image> --install qemu-guest-agent",
     );
 }
 
@@ -471,7 +476,7 @@ fn template_without_cloudinit_or_serial_and_not_a_template() {
     run.assert_check(
         "template guest agent",
         "ok",
-        "enabled=1,fstrim_cloned_disks=1",
+        "built by `em-infra prepare`",
         "",
     );
     run.assert_check(

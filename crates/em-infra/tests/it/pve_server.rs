@@ -464,6 +464,10 @@ pub(crate) fn happy_routes() -> HashMap<String, Reply> {
         "GET /nodes/pve/qemu/9000/config",
         ok(json!({
             "agent": "1", "boot": "order=scsi0", "cores": 2, "memory": "2048",
+            // As `em-infra prepare` (the proxmox_template role) leaves it.
+            "description": "em-infra template; image sha256=0b1a4e6cf5a1d7a4c0b7ec2e5d8f9a3b6c7d8e9f0a1b2c3d4e5f60718293a4b5; \
+                            image=jammy-server-cloudimg-amd64.img; \
+                            url=https://cloud-images.ubuntu.com/releases/22.04/release-20240821/jammy-server-cloudimg-amd64.img",
             "digest": "5b1e4a9a1b8f3c1d0e2f4a6b8c0d2e4f6a8b0c2d", "ide2": "local-lvm:vm-9000-cloudinit,media=cdrom",
             "meta": "creation-qemu=8.1.5,ctime=1718000000", "name": "ubuntu-2204-cloudinit",
             "net0": "virtio=BC:24:11:2A:3B:4C,bridge=vmbr0", "ostype": "l26",

@@ -1,10 +1,10 @@
-//! The template the VMs are cloned from: it exists, on the right node, is a template, and has
-//! the guest agent, a cloud-init drive and a serial console.
+//! The template the VMs are cloned from: it exists, is a VM on the right node, is a template,
+//! has a cloud-init drive and a serial console, and (a hint) an image with the guest agent.
 
 use std::collections::BTreeSet;
 
 use crate::config::topology::Inputs;
-use crate::proxmox::{ProxmoxError, VmResource};
+use crate::proxmox::{ProxmoxError, VmConfig, VmResource};
 
 use super::super::{DoctorReport, Group};
 use super::ProxmoxChecks;
@@ -105,24 +105,7 @@ impl ProxmoxChecks<'_> {
                 format!("convert it on the host (qm template {id}) or rebuild it with `em-infra prepare`"),
             );
         }
-        let agent = cfg.get("agent");
-        if cfg.agent_enabled() {
-            report.ok(
-                Group::Proxmox,
-                "template guest agent",
-                format!("enabled (agent: {})", agent.unwrap_or_default()),
-            );
-        } else {
-            report.fail(
-                Group::Proxmox,
-                "template guest agent",
-                format!(
-                    "the QEMU guest agent is not enabled in template {id} (agent: {}): Terraform would wait 15 minutes for every VM",
-                    agent.as_deref().unwrap_or("unset")
-                ),
-                format!("qm set {id} --agent enabled=1 and install qemu-guest-agent in the image (`em-infra prepare --refresh` does both)"),
-            );
-        }
+        self.check_guest_agent(report, id, &cfg);
         match cfg.cloudinit_drive() {
             Some(drive) => report.ok(
                 Group::Proxmox,
@@ -151,5 +134,65 @@ impl ProxmoxChecks<'_> {
                 format!("qm set {id} --serial0 socket --vga serial0"),
             ),
         }
+    }
+
+    /// Whether the clones' guests will run the QEMU guest agent, which bpg's `wait_for_ip` polls
+    /// for the IP (`agent/network-get-interfaces`): a guest without the qemu-guest-agent package
+    /// makes every create wait `agent.timeout` (15 m) and fail. The template's own `agent` flag
+    /// does not matter: bpg writes the VM module's `agent { enabled = true }` into each clone's
+    /// config (v0.111.1 `proxmoxtf/resource/vm/vm.go` `vmCreateClone`, the `updateBody.Agent`
+    /// part). The package sits inside the disk image, where the API cannot look; a template that
+    /// `em-infra prepare` built has it (virt-customize `--install qemu-guest-agent`) and says so
+    /// in its description. For any other template this is a warning, never a failure.
+    fn check_guest_agent(&self, report: &mut DoctorReport, id: u64, cfg: &VmConfig) {
+        let name = "template guest agent";
+        let description = cfg.get("description").unwrap_or_default();
+        if is_prepared_template(&description) {
+            report.ok(
+                Group::Proxmox,
+                name,
+                "built by `em-infra prepare`: its image has the qemu-guest-agent package",
+            );
+            return;
+        }
+        let flag = if cfg.agent_enabled() {
+            "on"
+        } else {
+            "off, which alone is harmless: the VM module enables the agent on every clone"
+        };
+        report.warn(
+            Group::Proxmox,
+            name,
+            format!(
+                "template {id} was not built by `em-infra prepare`, so doctor cannot tell whether its image has the \
+                 qemu-guest-agent package; without it every VM's create waits 15 minutes for an IP and fails \
+                 (the template's agent flag is {flag})"
+            ),
+            "make sure the image has qemu-guest-agent (virt-customize -a <image> --install qemu-guest-agent before \
+             importing it), or build a template with `em-infra prepare` and set template_vm_id to it",
+        );
+    }
+}
+
+/// A template `em-infra prepare` finished: its description starts `em-infra template;` (the
+/// proxmox_template role writes `em-infra template (building); …` while it works).
+fn is_prepared_template(description: &str) -> bool {
+    description.trim_start().starts_with("em-infra template;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_prepared_template;
+
+    #[test]
+    fn prepared_templates_by_description() {
+        assert!(is_prepared_template(
+            "em-infra template; image sha256=ab12; image=jammy-server-cloudimg-amd64.img; url=https://x/y.img"
+        ));
+        assert!(!is_prepared_template(
+            "em-infra template (building); image sha256=ab12"
+        ));
+        assert!(!is_prepared_template("ubuntu 22.04 by hand"));
+        assert!(!is_prepared_template(""));
     }
 }
