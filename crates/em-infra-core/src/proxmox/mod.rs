@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 pub use error::ProxmoxError;
 pub use types::{
     NetworkInterface, NodeStatus, NodeStorage, NodeSummary, PciDevice, PciMapEntry, PciMapping,
-    StorageConfig, StorageStatus, TaskStatus, Upid, Version, VmConfig,
+    PciMappingCheck, StorageConfig, StorageStatus, TaskStatus, Upid, Version, VmConfig,
 };
 
 /// One VM or template as `GET /cluster/resources?type=vm` lists it (containers too, `kind`
@@ -436,6 +436,13 @@ impl Client {
     /// `GET /cluster/mapping/pci`.
     pub fn pci_mappings(&self) -> Result<Vec<PciMapping>, ProxmoxError> {
         self.get("/cluster/mapping/pci")
+    }
+
+    /// `GET /cluster/mapping/pci?check-node={node}`: the mappings, each with the host's check of
+    /// `node`'s entries against that node's hardware (`checks`). PVE proxies the request to
+    /// `node`; listing needs no more than the plain call.
+    pub fn pci_mappings_checked(&self, node: &str) -> Result<Vec<PciMapping>, ProxmoxError> {
+        self.get(&format!("/cluster/mapping/pci?check-node={}", enc(node)))
     }
 
     /// `GET /nodes/{node}/hardware/pci` (needs `Sys.Audit` on `/`).

@@ -352,15 +352,33 @@ impl NetworkInterface {
     }
 }
 
-/// One entry of `GET /cluster/mapping/pci`.
+/// One entry of `GET /cluster/mapping/pci` (pve-manager `PVE/API2/Cluster/Mapping/PCI.pm`
+/// `index`; the section config of pve-guest-common `PVE/Mapping/PCI.pm`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PciMapping {
     pub id: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// Property strings: `node=pve,path=0000:01:00.0,id=10de:2204,iommugroup=14,…`.
+    /// Property strings: `node=pve,path=0000:01:00.0,id=10de:2204,iommugroup=14,…`; a node may
+    /// have several (one per device the GUI's selector picked).
     #[serde(default)]
     pub map: Vec<String>,
+    /// Marks the devices as providing mediated devices.
+    #[serde(default, deserialize_with = "pve_bool::de")]
+    pub mdev: bool,
+    /// Only with `?check-node=<node>`: the host's own check of that node's entries against its
+    /// hardware (`assert_valid`): `warning` "No mapping for node N.", `error` "Invalid
+    /// configuration: …".
+    #[serde(default)]
+    pub checks: Vec<PciMappingCheck>,
+}
+
+/// One diagnostic of `GET /cluster/mapping/pci?check-node=<node>`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PciMappingCheck {
+    /// `warning` or `error`.
+    pub severity: String,
+    pub message: String,
 }
 
 impl PciMapping {
@@ -368,9 +386,27 @@ impl PciMapping {
         self.map.iter().map(|m| PciMapEntry::parse(m)).collect()
     }
 
-    /// The entry for `node`, if the mapping has one.
+    /// The first entry for `node`, if the mapping has one.
     pub fn entry_for(&self, node: &str) -> Option<PciMapEntry> {
         self.entries().into_iter().find(|e| e.node == node)
+    }
+
+    /// Every entry for `node`: alternatives, the first free one is used when a VM starts
+    /// (qemu-server `PVE/QemuServer/PCI.pm` `parse_hostpci` and `choose_hostpci_devices`).
+    pub fn entries_for(&self, node: &str) -> Vec<PciMapEntry> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.node == node)
+            .collect()
+    }
+
+    /// The host's `error` diagnostics (`checks` of a `?check-node=` answer), trimmed.
+    pub fn check_errors(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.severity == "error")
+            .map(|c| c.message.trim().to_string())
+            .collect()
     }
 }
 
@@ -378,7 +414,8 @@ impl PciMapping {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PciMapEntry {
     pub node: String,
-    /// `0000:01:00.0`, or `0000:01:00` for all functions of a device.
+    /// `0000:01:00.0`, `0000:01:00` for all functions of a device, or several of those separated
+    /// by `;` (pve-guest-common `PVE/Mapping/PCI.pm`, the `path` format).
     pub path: String,
     /// `vendor:device` without `0x`.
     pub id: String,
@@ -395,6 +432,16 @@ impl PciMapEntry {
             id: get("id"),
             iommugroup: props.get("iommugroup").and_then(|g| g.parse().ok()),
         }
+    }
+
+    /// The `;`-separated paths of `path`, each a device (`0000:01:00.0`) or all functions of one
+    /// (`0000:01:00`).
+    pub fn paths(&self) -> Vec<&str> {
+        self.path
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect()
     }
 }
 
@@ -647,6 +694,25 @@ mod tests {
         assert_eq!(e.path, "0000:01:00.0");
         assert_eq!(e.iommugroup, Some(14));
         assert!(m.entry_for("pve2").is_none());
+        assert!(m.checks.is_empty() && !m.mdev);
+        // Several entries for one node, `;`-separated paths, and the host's checks.
+        let m: PciMapping = serde_json::from_value(json!({
+            "id": "gpu0", "mdev": 1,
+            "map": ["path=0000:01:00.0;0000:02:00.0,node=pve,id=10de:2204",
+                    "node=pve,path=0000:03:00,id=10de:2204", "node=pve2,path=0000:01:00.0,id=10de:2204"],
+            "checks": [{"severity": "warning", "message": "x"},
+                       {"severity": "error", "message": "Invalid configuration: pci device '0000:02:00.0' not found\n"}],
+        }))
+        .unwrap();
+        let pve = m.entries_for("pve");
+        assert_eq!(pve.len(), 2);
+        assert_eq!(pve[0].paths(), ["0000:01:00.0", "0000:02:00.0"]);
+        assert_eq!(pve[1].paths(), ["0000:03:00"]);
+        assert!(m.mdev);
+        assert_eq!(
+            m.check_errors(),
+            ["Invalid configuration: pci device '0000:02:00.0' not found"]
+        );
         let d: Vec<PciDevice> = serde_json::from_value(json!([
             {"id":"0000:01:00.0","class":"0x030000","vendor":"0x10de","vendor_name":"NVIDIA Corporation","device":"0x2204","device_name":"GA102 [GeForce RTX 3090]","iommugroup":15,"mdev":true},
             {"id":"0000:02:00.0","class":"0x010802","vendor":"0x8086","device":"0xa808","iommugroup":-1}

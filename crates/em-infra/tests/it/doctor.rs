@@ -310,7 +310,8 @@ fn happy_path_is_all_green_and_human_output_is_grouped() {
         "GET /nodes/pve/qemu/9000/config",
         "GET /nodes/pve/storage/local-lvm/status",
         "GET /nodes/pve/network",
-        "GET /cluster/mapping/pci",
+        "GET /cluster/nextid?vmid=9100",
+        "GET /cluster/mapping/pci?check-node=pve",
         "GET /nodes/pve/hardware/pci",
     ] {
         assert!(paths.contains(&p), "{p} not requested: {paths:?}");

@@ -298,3 +298,131 @@ fn template_id_missing_hidden_or_a_container() {
         "set template_vm_id to your VM template's ID, or to a free ID and build the template there with `em-infra prepare`",
     );
 }
+
+/// The happy host's PCI devices plus a second RTX 3090 at 0000:03:00.0 (IOMMU group 17).
+fn two_gpus(lab: &Lab) -> serde_json::Value {
+    let mut devices = lab.server.data("GET /nodes/pve/hardware/pci");
+    devices.as_array_mut().unwrap().push(json!(
+        {"id": "0000:03:00.0", "class": "0x030000", "vendor": "0x10de", "device": "0x2204",
+         "vendor_name": "NVIDIA Corporation", "device_name": "GA102 [GeForce RTX 3090]",
+         "subsystem_vendor": "0x1458", "subsystem_device": "0x403b", "iommugroup": 17, "mdev": false}
+    ));
+    devices
+}
+
+const GPU_A: &str = "id=10de:2204,iommugroup=15,node=pve,path=0000:01:00.0,subsystem-id=1458:403b";
+const GPU_B: &str = "id=10de:2204,iommugroup=17,node=pve,path=0000:03:00.0,subsystem-id=1458:403b";
+
+#[test]
+fn a_mapping_with_several_entries_for_the_node_needs_every_one_valid() {
+    let lab = Lab::new();
+    lab.server
+        .route("GET /nodes/pve/hardware/pci", ok(two_gpus(&lab)));
+    // Two entries for pve (the GUI writes one per selected device) and one for another node.
+    lab.server.route(
+        "GET /cluster/mapping/pci",
+        ok(json!([{"id": "gpu0", "map": [GPU_A, GPU_B,
+            "id=10de:2204,iommugroup=3,node=pve2,path=0000:41:00.0"]}])),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    run.assert_check(
+        "GPU lab-gpu-1",
+        "ok",
+        "mapping gpu0 → 0000:01:00.0 NVIDIA Corporation GA102 [GeForce RTX 3090] (IOMMU group 15) | \
+         0000:03:00.0 NVIDIA Corporation GA102 [GeForce RTX 3090] (IOMMU group 17) on pve \
+         (2 entries for pve: the first free one is used when the VM starts)",
+        "",
+    );
+
+    // qemu-server checks every entry of the node when the VM starts: a second entry whose card
+    // is gone stops the VM, even though the first one is fine.
+    lab.server.route(
+        "GET /nodes/pve/hardware/pci",
+        ok(lab
+            .server
+            .data("GET /nodes/pve/hardware/pci")
+            .as_array()
+            .unwrap()[..4]
+            .into()),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    run.assert_check(
+        "GPU lab-gpu-1",
+        "fail",
+        "mapping 'gpu0' points at 0000:03:00.0, which is not a PCI device of pve",
+        "update mapping gpu0 to the GPU's current address",
+    );
+}
+
+#[test]
+fn semicolon_separated_paths_are_valid() {
+    let lab = Lab::new();
+    lab.server
+        .route("GET /nodes/pve/hardware/pci", ok(two_gpus(&lab)));
+    lab.server.route(
+        "GET /cluster/mapping/pci",
+        ok(json!([{"id": "gpu0", "map": [
+            "id=10de:2204,iommugroup=15,node=pve,path=0000:01:00.0;0000:03:00.0,subsystem-id=1458:403b"]}])),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    run.assert_check(
+        "GPU lab-gpu-1",
+        "ok",
+        "mapping gpu0 → 0000:01:00.0 NVIDIA Corporation GA102 [GeForce RTX 3090] (IOMMU group 15); \
+         0000:03:00.0 NVIDIA Corporation GA102 [GeForce RTX 3090] (IOMMU group 17) on pve",
+        "",
+    );
+    // The host agreed: its check (asked for pve) found nothing.
+    let checked = client(&lab).pci_mappings_checked("pve").unwrap();
+    assert!(checked[0].checks.is_empty(), "{:?}", checked[0].checks);
+}
+
+#[test]
+fn the_hosts_own_mapping_check_fails_what_the_hardware_list_cannot_show() {
+    let lab = Lab::new();
+    // The GPU is where the mapping says, but its IOMMU group changed (a kernel or firmware
+    // update): PVE refuses to start the VM ("PCI device mapping invalid").
+    lab.server.route(
+        "GET /cluster/mapping/pci",
+        ok(json!([{"id": "gpu0", "map": [
+            "id=10de:2204,iommugroup=14,node=pve,path=0000:01:00.0,subsystem-id=1458:403b"]}])),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    run.assert_check(
+        "GPU lab-gpu-1",
+        "fail",
+        "Proxmox's own check of mapping 'gpu0' on pve failed: Invalid configuration: 'iommugroup' does not match for 'gpu0' (15 != 14)",
+        "edit mapping gpu0 (Datacenter → Resource Mappings → gpu0) and select pve's GPU again",
+    );
+    assert!(
+        lab.server
+            .requests()
+            .iter()
+            .any(|(k, _)| k == "GET /cluster/mapping/pci?check-node=pve")
+    );
+
+    // A token without Sys.Audit cannot list the node's PCI devices, but the host still checks
+    // the mapping against its own hardware: a device that is not there is still found out.
+    lab.server.route(
+        "GET /cluster/mapping/pci",
+        ok(json!([{"id": "gpu0", "map": [
+            "id=10de:2204,iommugroup=15,node=pve,path=0000:05:00.0,subsystem-id=1458:403b"]}])),
+    );
+    lab.server.freeze("GET /cluster/mapping/pci?check-node=pve");
+    lab.server.route(
+        "GET /nodes/pve/hardware/pci",
+        error(403, "Permission check failed (/, Sys.Audit|Sys.Modify)"),
+    );
+    let run = lab.doctor();
+    assert_eq!(run.code, 3);
+    run.assert_check(
+        "GPU lab-gpu-1",
+        "fail",
+        "Proxmox's own check of mapping 'gpu0' on pve failed: Invalid configuration: pci device '0000:05:00.0' not found",
+        "select pve's GPU again",
+    );
+}

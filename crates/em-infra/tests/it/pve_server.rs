@@ -198,6 +198,14 @@ impl PveServer {
         self.routes.lock().unwrap().insert(key.to_string(), reply);
     }
 
+    /// Pin the answer `key` now follows from the other routes, so that later changes to those
+    /// (a 403 on `hardware/pci`, say) leave it as it is: what the host knows beyond the token.
+    pub(crate) fn freeze(&self, key: &str) {
+        let mut routes = self.routes.lock().unwrap();
+        let reply = derived(key, &routes).unwrap_or_else(|| panic!("{key} follows from no route"));
+        routes.insert(key.to_string(), reply);
+    }
+
     /// Remove a route: the server then answers what follows from the others, else 501.
     pub(crate) fn unroute(&self, key: &str) {
         self.routes.lock().unwrap().remove(key);
@@ -342,6 +350,9 @@ fn derived(key: &str, routes: &HashMap<String, Reply>) -> Option<Reply> {
             ok(json!(id))
         });
     }
+    if let Some(node) = key.strip_prefix("GET /cluster/mapping/pci?check-node=") {
+        return mappings_checked_on(node, routes);
+    }
     let rest = key.strip_prefix("GET /nodes/")?;
     if let Some((node, rest)) = rest.split_once("/storage/")
         && let Some(id) = rest.strip_suffix("/status")
@@ -411,6 +422,155 @@ fn storage_status_from_config(
             "enabled": 0, "active": 0, "total": 0, "used": 0, "avail": 0
         }))
     })
+}
+
+/// `GET /cluster/mapping/pci?check-node=<node>` from the plain list and the node's hardware, as
+/// pve-manager `PVE/API2/Cluster/Mapping/PCI.pm` `index` answers it: every mapping gains
+/// `checks`, a warning "No mapping for node N." when no entry names the node, and for each entry
+/// of the node whose `assert_valid` fails, an error "Invalid configuration: <why>\n". The node's
+/// `hardware/pci` route stands in for its sysfs (which the real check reads directly, without
+/// needing Sys.Audit).
+fn mappings_checked_on(node: &str, routes: &HashMap<String, Reply>) -> Option<Reply> {
+    let listed = routes.get("GET /cluster/mapping/pci")?;
+    let Some(mappings) = listed.body["data"].as_array() else {
+        return Some(listed.clone()); // an error stays that error
+    };
+    let hardware = routes
+        .get(&format!("GET /nodes/{node}/hardware/pci"))
+        .and_then(|r| r.body["data"].as_array().cloned())
+        .unwrap_or_default();
+    let mut checked = Vec::new();
+    for mapping in mappings {
+        let mut mapping = mapping.clone();
+        let id = mapping["id"].as_str().unwrap_or_default().to_string();
+        let mdev = mapping["mdev"].as_i64().unwrap_or(0) != 0;
+        let entries: Vec<HashMap<String, String>> = mapping["map"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(Value::as_str)
+                    .map(property_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mine: Vec<&HashMap<String, String>> = entries
+            .iter()
+            .filter(|e| e.get("node").map(String::as_str) == Some(node))
+            .collect();
+        let mut checks = Vec::new();
+        if mine.is_empty() {
+            checks.push(
+                json!({"severity": "warning", "message": format!("No mapping for node {node}.")}),
+            );
+        }
+        for entry in mine {
+            if let Err(why) = assert_valid(&id, entry, mdev, &hardware) {
+                checks.push(json!({"severity": "error", "message": format!("Invalid configuration: {why}")}));
+            }
+        }
+        mapping["checks"] = json!(checks);
+        checked.push(mapping);
+    }
+    Some(ok(json!(checked)))
+}
+
+/// `key=value,key=value` (a map entry of a PCI mapping).
+fn property_string(text: &str) -> HashMap<String, String> {
+    text.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// pve-guest-common `PVE/Mapping/PCI.pm` `assert_valid`: every `;`-separated path must be a
+/// device (`.0` added to a whole-device path), and `id`, `iommugroup` (first path only), `mdev`
+/// (against the mapping's flag) and `subsystem-id` must match the hardware, checked in that
+/// (sorted) order; `0x` is ignored. The error texts are PVE's, newline included.
+fn assert_valid(
+    name: &str,
+    entry: &HashMap<String, String>,
+    mdev: bool,
+    hardware: &[Value],
+) -> Result<(), String> {
+    let strip = |v: &str| v.replace("0x", "");
+    let paths = entry.get("path").map(String::as_str).unwrap_or_default();
+    for (idx, path) in paths.split(';').enumerate() {
+        let has_function = path
+            .rsplit_once('.')
+            .is_some_and(|(_, f)| f.len() == 1 && f.chars().all(|c| c.is_ascii_hexdigit()));
+        let path = if has_function {
+            path.to_string()
+        } else {
+            format!("{path}.0")
+        };
+        let info = hardware
+            .iter()
+            .find(|d| d["id"] == path.as_str())
+            .ok_or_else(|| format!("pci device '{path}' not found\n"))?;
+        let text = |k: &str| info[k].as_str().map(strip);
+        let (vendor, device) = text("vendor")
+            .zip(text("device"))
+            .ok_or_else(|| format!("pci device '{path}' not found\n"))?;
+        let expected: [(&str, Option<String>); 4] = [
+            ("id", Some(format!("{vendor}:{device}"))),
+            (
+                "iommugroup",
+                info["iommugroup"]
+                    .as_i64()
+                    .filter(|g| *g >= 0)
+                    .map(|g| g.to_string()),
+            ),
+            (
+                "mdev",
+                Some(
+                    if info["mdev"].as_bool() == Some(true) || info["mdev"] == 1 {
+                        "1"
+                    } else {
+                        "0"
+                    }
+                    .into(),
+                ),
+            ),
+            (
+                "subsystem-id",
+                text("subsystem_vendor")
+                    .zip(text("subsystem_device"))
+                    .map(|(v, d)| format!("{v}:{d}")),
+            ),
+        ];
+        for (prop, expected) in expected {
+            if prop == "iommugroup" && idx > 0 {
+                continue;
+            }
+            let configured = if prop == "mdev" {
+                Some(if mdev { "1" } else { "0" }.to_string())
+            } else {
+                entry.get(prop).cloned()
+            };
+            match (expected, configured) {
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(format!(
+                        "missing expected property '{prop}' for device '{path}'\n"
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "unexpected property '{prop}' configured for device '{path}'\n"
+                    ));
+                }
+                (Some(e), Some(c)) if strip(&e) != strip(&c) => {
+                    return Err(format!(
+                        "'{prop}' does not match for '{name}' ({} != {})\n",
+                        strip(&e),
+                        strip(&c)
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A healthy single-node PVE 8.2 host `pve` with template 9000, storage `local-lvm`, bridge

@@ -1,9 +1,11 @@
-//! The GPU workers' PCI resource mappings, the devices they point at and their IOMMU groups.
+//! The GPU workers' PCI resource mappings, the devices they point at and their IOMMU groups, and
+//! the host's own check of each mapping against the node's hardware (`?check-node=`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::topology::{Gpu, PlannedNode};
-use crate::proxmox::{PciDevice, PciMapping, ProxmoxError};
+use crate::proxmox::types::bus_device;
+use crate::proxmox::{PciDevice, PciMapEntry, PciMapping, ProxmoxError};
 
 use super::super::{DoctorReport, Group};
 use super::ProxmoxChecks;
@@ -14,7 +16,9 @@ impl ProxmoxChecks<'_> {
         if gpus.is_empty() {
             return;
         }
-        let mut mappings: Option<Result<Vec<PciMapping>, ProxmoxError>> = None;
+        // Per Proxmox node: the mappings with the host's own check of that node's entries
+        // (`?check-node=`, proxied to the node), or the plain list when the node is not online.
+        let mut mappings: BTreeMap<String, Result<Vec<PciMapping>, ProxmoxError>> = BTreeMap::new();
         let mut devices: BTreeMap<String, Result<Vec<PciDevice>, ProxmoxError>> = BTreeMap::new();
         for node in gpus {
             let name = format!("GPU {}", node.name);
@@ -37,7 +41,14 @@ impl ProxmoxChecks<'_> {
                 }
                 Gpu::Mapping(m) => m,
             };
-            let all = mappings.get_or_insert_with(|| self.client.pci_mappings());
+            let up = online.contains(pnode);
+            let all = mappings.entry(pnode.to_string()).or_insert_with(|| {
+                if up {
+                    self.client.pci_mappings_checked(pnode)
+                } else {
+                    self.client.pci_mappings()
+                }
+            });
             let all = match all {
                 Ok(a) => a,
                 Err(e) => {
@@ -61,7 +72,8 @@ impl ProxmoxChecks<'_> {
                 );
                 continue;
             };
-            let Some(entry) = found.entry_for(pnode) else {
+            let entries = found.entries_for(pnode);
+            if entries.is_empty() {
                 let nodes: Vec<String> = found.entries().into_iter().map(|e| e.node).collect();
                 report.fail(
                     Group::Proxmox,
@@ -70,86 +82,204 @@ impl ProxmoxChecks<'_> {
                     format!("add {pnode}'s GPU to mapping {mapping} (Datacenter → Resource Mappings), or set this entry's proxmox_node"),
                 );
                 continue;
-            };
-            if !online.contains(pnode) {
+            }
+            if !up {
                 report.skip(Group::Proxmox, name, format!("node {pnode} is not online"));
                 continue;
             }
-            let devs = devices
+            let host_errors = found.check_errors();
+            let devs: &Result<Vec<PciDevice>, ProxmoxError> = devices
                 .entry(pnode.to_string())
                 .or_insert_with(|| self.client.node_pci_devices(pnode));
-            let devs = match devs {
-                Ok(d) => d,
-                Err(e) => {
+            // Doctor's own reading of the hardware first (its fixes are the most specific), then
+            // the host's check, which also compares id, subsystem-id, IOMMU group and mdev.
+            let alternatives = match devs {
+                Ok(devs) => match resolve(mapping, pnode, &entries, devs) {
+                    Ok(a) => Some(a),
+                    Err((detail, fix)) => {
+                        report.fail(Group::Proxmox, name, detail, fix);
+                        continue;
+                    }
+                },
+                Err(_) => None,
+            };
+            if !host_errors.is_empty() {
+                report.fail(
+                    Group::Proxmox,
+                    name,
+                    format!(
+                        "Proxmox's own check of mapping '{mapping}' on {pnode} failed: {}",
+                        host_errors.join("; ")
+                    ),
+                    format!(
+                        "edit mapping {mapping} (Datacenter → Resource Mappings → {mapping}) and select {pnode}'s GPU again: \
+                         the dialog fills in path, id, subsystem-id and iommugroup from the hardware as it is now \
+                         (lspci -nn on {pnode}); set or clear the mapping's mdev flag as the error says"
+                    ),
+                );
+                continue;
+            }
+            let (alternatives, devs) = match (alternatives, devs) {
+                (Some(a), Ok(devs)) => (a, devs),
+                (_, Err(e)) => {
                     report.api_error(name, e);
                     continue;
                 }
+                (None, Ok(_)) => unreachable!("resolved whenever the devices were read"),
             };
-            let path = entry.path.as_str();
-            let Some(dev) = devs
-                .iter()
-                .find(|d| d.id == path)
-                .or_else(|| devs.iter().find(|d| d.bus_device() == path))
-            else {
-                report.fail(
-                    Group::Proxmox,
-                    name,
-                    format!("mapping '{mapping}' points at {path}, which is not a PCI device of {pnode}"),
-                    format!("update mapping {mapping} to the GPU's current address (lspci -nn on {pnode})"),
-                );
-                continue;
-            };
-            if dev.iommugroup < 0 {
-                report.fail(
-                    Group::Proxmox,
-                    name,
-                    format!("IOMMU is off on {pnode}: {} has no IOMMU group (-1), so it cannot be passed through", dev.id),
-                    "enable intel_iommu=on (Intel) or amd_iommu=on (AMD) plus iommu=pt on the kernel command line \
-                     (/etc/default/grub or /etc/kernel/cmdline), VT-d/AMD-Vi in the firmware, then reboot",
-                );
-                continue;
-            }
-            if !dev.is_display_controller() {
-                report.fail(
-                    Group::Proxmox,
-                    name,
-                    format!(
-                        "mapping '{mapping}' points at {} ({}), class {}: not a display controller (0x03…)",
-                        dev.id,
-                        dev.describe(),
-                        dev.class
-                    ),
-                    format!("point mapping {mapping} at the GPU (lspci -nn on {pnode} shows class [03xx])"),
-                );
-                continue;
-            }
             report.ok(
                 Group::Proxmox,
                 name,
-                format!(
-                    "mapping {mapping} → {} {} on {pnode}, IOMMU group {}",
-                    dev.id,
-                    dev.describe(),
-                    dev.iommugroup
-                ),
+                ok_detail(mapping, pnode, &alternatives),
             );
-            let others: Vec<String> = devs
-                .iter()
-                .filter(|d| d.iommugroup == dev.iommugroup && d.bus_device() != dev.bus_device())
-                .map(|d| format!("{} ({})", d.id, d.describe()))
-                .collect();
-            if !others.is_empty() {
-                report.warn(
-                    Group::Proxmox,
-                    format!("IOMMU group {} on {pnode}", dev.iommugroup),
-                    format!(
-                        "{} shares its IOMMU group with {}: they go to the VM together and the host loses them",
-                        dev.id,
-                        others.join(", ")
-                    ),
-                    "make sure the host does not need them, or move the GPU to a slot with its own group",
-                );
+            for alternative in &alternatives {
+                warn_shared_groups(report, pnode, alternative, devs);
             }
+        }
+    }
+}
+
+/// The devices one map entry passes through: those of every `;`-separated path (a path without
+/// a function, `0000:01:00`, means all functions of that device).
+///
+/// What PVE makes of the entries: each entry for the node is an alternative and the first free
+/// one is used when the VM starts; the `;`-separated paths of one entry are resolved together
+/// (qemu-server `PVE/QemuServer/PCI.pm` `parse_hostpci`, `choose_hostpci_devices`), although the
+/// mapping format describes them as alternatives too (pve-guest-common `PVE/Mapping/PCI.pm`,
+/// `path`). Doctor checks what either reading needs: every path is a device of the node with an
+/// IOMMU group, and every entry holds a display controller.
+type Alternative<'d> = Vec<&'d PciDevice>;
+
+fn resolve<'d>(
+    mapping: &str,
+    pnode: &str,
+    entries: &[PciMapEntry],
+    devs: &'d [PciDevice],
+) -> Result<Vec<Alternative<'d>>, (String, String)> {
+    let mut alternatives = Vec::new();
+    for entry in entries {
+        let mut members: Alternative<'d> = Vec::new();
+        for path in entry.paths() {
+            let whole = bus_device(path) == path;
+            let found: Vec<&PciDevice> = devs
+                .iter()
+                .filter(|d| d.id == path || (whole && d.bus_device() == path))
+                .collect();
+            if found.is_empty() {
+                return Err((
+                    format!(
+                        "mapping '{mapping}' points at {path}, which is not a PCI device of {pnode}"
+                    ),
+                    format!(
+                        "update mapping {mapping} to the GPU's current address (lspci -nn on {pnode})"
+                    ),
+                ));
+            }
+            if let Some(dev) = found.iter().find(|d| d.iommugroup < 0) {
+                return Err((
+                    format!("IOMMU is off on {pnode}: {} has no IOMMU group (-1), so it cannot be passed through", dev.id),
+                    "enable intel_iommu=on (Intel) or amd_iommu=on (AMD) plus iommu=pt on the kernel command line \
+                     (/etc/default/grub or /etc/kernel/cmdline), VT-d/AMD-Vi in the firmware, then reboot"
+                        .to_string(),
+                ));
+            }
+            members.extend(found);
+        }
+        if !members.iter().any(|d| d.is_display_controller()) {
+            let what: Vec<String> = members
+                .iter()
+                .map(|d| format!("{} ({}), class {}", d.id, d.describe(), d.class))
+                .collect();
+            return Err((
+                format!(
+                    "mapping '{mapping}' points at {}: not a display controller (0x03…)",
+                    what.join("; ")
+                ),
+                format!(
+                    "point mapping {mapping} at the GPU (lspci -nn on {pnode} shows class [03xx])"
+                ),
+            ));
+        }
+        alternatives.push(members);
+    }
+    Ok(alternatives)
+}
+
+/// `mapping gpu0 → 0000:01:00.0 NVIDIA Corporation GA102 [GeForce RTX 3090] on pve, IOMMU group
+/// 15`; with several GPUs or entries, each with its group, and a word on how one is chosen.
+fn ok_detail(mapping: &str, pnode: &str, alternatives: &[Alternative<'_>]) -> String {
+    let gpus: Vec<Vec<&PciDevice>> = alternatives
+        .iter()
+        .map(|a| {
+            a.iter()
+                .copied()
+                .filter(|d| d.is_display_controller())
+                .collect()
+        })
+        .collect();
+    if let [one] = gpus.as_slice()
+        && let [gpu] = one.as_slice()
+    {
+        return format!(
+            "mapping {mapping} → {} {} on {pnode}, IOMMU group {}",
+            gpu.id,
+            gpu.describe(),
+            gpu.iommugroup
+        );
+    }
+    let shown: Vec<String> = gpus
+        .iter()
+        .map(|a| {
+            a.iter()
+                .map(|d| format!("{} {} (IOMMU group {})", d.id, d.describe(), d.iommugroup))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .collect();
+    let choice = if shown.len() > 1 {
+        format!(
+            " ({} entries for {pnode}: the first free one is used when the VM starts)",
+            shown.len()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "mapping {mapping} → {} on {pnode}{choice}",
+        shown.join(" | ")
+    )
+}
+
+/// `!` when other devices (not the alternative's own, nor functions of its devices) share an
+/// IOMMU group with one of its GPUs: they would go to the VM together.
+fn warn_shared_groups(
+    report: &mut DoctorReport,
+    pnode: &str,
+    alternative: &Alternative<'_>,
+    devs: &[PciDevice],
+) {
+    for gpu in alternative.iter().filter(|d| d.is_display_controller()) {
+        let others: Vec<String> = devs
+            .iter()
+            .filter(|d| {
+                d.iommugroup == gpu.iommugroup
+                    && !alternative
+                        .iter()
+                        .any(|m| m.id == d.id || m.bus_device() == d.bus_device())
+            })
+            .map(|d| format!("{} ({})", d.id, d.describe()))
+            .collect();
+        if !others.is_empty() {
+            report.warn(
+                Group::Proxmox,
+                format!("IOMMU group {} on {pnode}", gpu.iommugroup),
+                format!(
+                    "{} shares its IOMMU group with {}: they go to the VM together and the host loses them",
+                    gpu.id,
+                    others.join(", ")
+                ),
+                "make sure the host does not need them, or move the GPU to a slot with its own group",
+            );
         }
     }
 }
