@@ -92,41 +92,30 @@ impl ProxmoxChecks<'_> {
                 .entry(pnode.to_string())
                 .or_insert_with(|| self.client.node_pci_devices(pnode));
             // Doctor's own reading of the hardware first (its fixes are the most specific), then
-            // the host's check, which also compares id, subsystem-id, IOMMU group and mdev.
-            let alternatives = match devs {
-                Ok(devs) => match resolve(mapping, pnode, &entries, devs) {
-                    Ok(a) => Some(a),
-                    Err((detail, fix)) => {
-                        report.fail(Group::Proxmox, name, detail, fix);
-                        continue;
-                    }
-                },
-                Err(_) => None,
-            };
-            if !host_errors.is_empty() {
-                report.fail(
-                    Group::Proxmox,
-                    name,
-                    format!(
-                        "Proxmox's own check of mapping '{mapping}' on {pnode} failed: {}",
-                        host_errors.join("; ")
-                    ),
-                    format!(
-                        "edit mapping {mapping} (Datacenter → Resource Mappings → {mapping}) and select {pnode}'s GPU again: \
-                         the dialog fills in path, id, subsystem-id and iommugroup from the hardware as it is now \
-                         (lspci -nn on {pnode}); set or clear the mapping's mdev flag as the error says"
-                    ),
-                );
-                continue;
-            }
-            let (alternatives, devs) = match (alternatives, devs) {
-                (Some(a), Ok(devs)) => (a, devs),
-                (_, Err(e)) => {
+            // the host's check, which also compares id, subsystem-id, IOMMU group and mdev and
+            // needs no Sys.Audit, so it still speaks when the device list is forbidden.
+            let devs = match devs {
+                Ok(devs) => devs,
+                Err(e) if host_errors.is_empty() => {
                     report.api_error(name, e);
                     continue;
                 }
-                (None, Ok(_)) => unreachable!("resolved whenever the devices were read"),
+                Err(_) => {
+                    fail_host_check(report, name, mapping, pnode, &host_errors);
+                    continue;
+                }
             };
+            let alternatives = match resolve(mapping, pnode, &entries, devs) {
+                Ok(a) => a,
+                Err((detail, fix)) => {
+                    report.fail(Group::Proxmox, name, detail, fix);
+                    continue;
+                }
+            };
+            if !host_errors.is_empty() {
+                fail_host_check(report, name, mapping, pnode, &host_errors);
+                continue;
+            }
             report.ok(
                 Group::Proxmox,
                 name,
@@ -137,6 +126,29 @@ impl ProxmoxChecks<'_> {
             }
         }
     }
+}
+
+/// ✗ with the errors of the host's own check (`?check-node=`) of `mapping` on `pnode`.
+fn fail_host_check(
+    report: &mut DoctorReport,
+    name: String,
+    mapping: &str,
+    pnode: &str,
+    errors: &[String],
+) {
+    report.fail(
+        Group::Proxmox,
+        name,
+        format!(
+            "Proxmox's own check of mapping '{mapping}' on {pnode} failed: {}",
+            errors.join("; ")
+        ),
+        format!(
+            "edit mapping {mapping} (Datacenter → Resource Mappings → {mapping}) and select {pnode}'s GPU again: \
+             the dialog fills in path, id, subsystem-id and iommugroup from the hardware as it is now \
+             (lspci -nn on {pnode}); set or clear the mapping's mdev flag as the error says"
+        ),
+    );
 }
 
 /// The devices one map entry passes through: those of every `;`-separated path (a path without

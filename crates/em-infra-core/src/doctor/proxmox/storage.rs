@@ -149,7 +149,7 @@ impl ProxmoxChecks<'_> {
                     "storage {ds} is disabled or not available on node {node} (the status says enabled: 0)"
                 ),
                 format!(
-                    "enable it (pvesm set {ds} --disable 0) or add {node} to its nodes (Datacenter → Storage → {ds} → Nodes)"
+                    "enable it (pvesm set {ds} --disable 0) or add {node} to its nodes (Datacenter → Storage → {ds} → Edit → Nodes)"
                 ),
             );
         };
