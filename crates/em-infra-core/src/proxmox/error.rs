@@ -1,6 +1,8 @@
 //! Errors of the Proxmox client, translated for people: each says what happened and what to do.
 //! None of them ever holds the API token's secret (messages from the server are scrubbed too).
 
+use std::collections::BTreeMap;
+
 /// Everything that can go wrong talking to the Proxmox VE API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxmoxError {
@@ -40,7 +42,8 @@ pub enum ProxmoxError {
     /// The server's certificate does not chain to a trusted root.
     #[error(
         "the server's certificate at {endpoint} is not trusted ({detail}): pin the cluster CA with \
-         EM_INFRA_PVE_CA_FILE=<file> (copy /etc/pve/pve-root-ca.pem from the host) or set PROXMOX_VE_INSECURE=true"
+         EM_INFRA_PVE_CA_FILE=<file> (copy /etc/pve/pve-root-ca.pem from the host), add it to this \
+         machine's trust store, or set PROXMOX_VE_INSECURE=true"
     )]
     UntrustedCertificate { endpoint: String, detail: String },
 
@@ -48,13 +51,16 @@ pub enum ProxmoxError {
     #[error("TLS with {endpoint} failed: {detail}")]
     Tls { endpoint: String, detail: String },
 
-    /// Any other HTTP error status.
+    /// Any other HTTP error status. `message` is PVE's reason followed by its per-parameter
+    /// `errors` (`Parameter verification failed.; storage: No such storage.`); `errors` keeps
+    /// those by parameter for callers that tell them apart.
     #[error("{method} {path} failed with HTTP {status}: {message}")]
     Status {
         method: String,
         path: String,
         status: u16,
         message: String,
+        errors: BTreeMap<String, String>,
     },
 
     /// The answer was not the JSON shape expected.
@@ -106,7 +112,8 @@ impl ProxmoxError {
             ),
             ProxmoxError::UntrustedCertificate { .. } => {
                 "scp root@<host>:/etc/pve/pve-root-ca.pem ~/.config/pve-root-ca.pem and export \
-                 EM_INFRA_PVE_CA_FILE=~/.config/pve-root-ca.pem (or PROXMOX_VE_INSECURE=true)"
+                 EM_INFRA_PVE_CA_FILE=~/.config/pve-root-ca.pem; or, for Terraform too, install it: \
+                 sudo cp pve-root-ca.pem /usr/local/share/ca-certificates/pve-root-ca.crt && sudo update-ca-certificates"
                     .into()
             }
             ProxmoxError::Tls { .. } => {
@@ -131,19 +138,35 @@ impl ProxmoxError {
     pub fn status_mentions(&self, needle: &str) -> bool {
         matches!(self, ProxmoxError::Status { message, .. } if message.contains(needle))
     }
+
+    /// What PVE said about parameter `name` in a 400 parameter error: `raise_param_exc` in
+    /// pve-common `PVE::Exception` answers "Parameter verification failed." with the reasons in
+    /// `errors` (`{"storage": "No such storage."}`), in the body on every PVE 8 and 9 host.
+    pub fn param_error(&self, name: &str) -> Option<&str> {
+        match self {
+            ProxmoxError::Status {
+                status: 400,
+                errors,
+                ..
+            } => errors.get(name).map(String::as_str),
+            _ => None,
+        }
+    }
 }
 
-/// Map an HTTP error answer to an error. `message` is PVE's reason (the body's `message`, else its
-/// `errors`, else the body) already scrubbed of secrets.
+/// Map an HTTP error answer to an error. `message` is PVE's reason (the body's `message`, else the
+/// status line's reason phrase, else the body) and `errors` its per-parameter reasons, already
+/// scrubbed of secrets.
 pub(crate) fn from_status(
     method: &str,
     path: &str,
     status: u16,
     message: &str,
+    errors: BTreeMap<String, String>,
     endpoint: &str,
     token_id: &str,
 ) -> ProxmoxError {
-    let message = message.trim().to_string();
+    let mut message = message.trim().to_string();
     match status {
         401 => ProxmoxError::Unauthorized {
             token_id: token_id.to_string(),
@@ -172,6 +195,12 @@ pub(crate) fn from_status(
             if let Some(what) = lock_holder(&message) {
                 return ProxmoxError::Locked { what, message };
             }
+            for (k, v) in &errors {
+                if !message.is_empty() {
+                    message.push_str("; ");
+                }
+                message.push_str(&format!("{k}: {}", v.trim()));
+            }
             ProxmoxError::Status {
                 method: method.to_string(),
                 path: path.to_string(),
@@ -181,6 +210,7 @@ pub(crate) fn from_status(
                 } else {
                     message
                 },
+                errors,
             }
         }
     }
@@ -289,6 +319,7 @@ mod tests {
             "/nodes/pve/qemu/9000/config",
             status,
             message,
+            BTreeMap::new(),
             "https://pve:8006",
             "em@pve!ci",
         )

@@ -1,5 +1,5 @@
-//! A typed, blocking client for the Proxmox VE API: token auth, verified TLS (or a pinned cluster
-//! CA, or an explicit opt-out), timeouts, lenient decoding, task polling, and errors that say what
+//! A typed, blocking client for the Proxmox VE API: token auth, verified TLS (the system trust
+//! store, or a pinned cluster CA, or an explicit opt-out), timeouts, lenient decoding, task polling, and errors that say what
 //! to do. The API token's secret never appears in an error, a `Debug` rendering or a log.
 //!
 //! Settings come from the environment, with the bpg provider's names so one `export` serves
@@ -10,16 +10,19 @@
 //! | `PROXMOX_VE_ENDPOINT` | `https://<host>:8006/` (a trailing `/` or `/api2/json` is accepted) |
 //! | `PROXMOX_VE_API_TOKEN` | `<user>@<realm>!<tokenid>=<secret>` |
 //! | `PROXMOX_VE_INSECURE` | `true`/`1`: skip certificate verification (warned once) |
-//! | `EM_INFRA_PVE_CA_FILE` | PEM file of the CA to trust instead of the public roots (copy `/etc/pve/pve-root-ca.pem`) |
+//! | `EM_INFRA_PVE_CA_FILE` | PEM file of the CA to trust instead of the system trust store (copy `/etc/pve/pve-root-ca.pem`) |
+//! | `SSL_CERT_FILE`, `SSL_CERT_DIR` | without a CA file: where the system trust store is read from, as for OpenSSL and Go (Terraform) |
 //! | `EM_INFRA_PVE_CONNECT_TIMEOUT`, `EM_INFRA_PVE_TIMEOUT` | seconds (default 10 and 30) |
 
 mod error;
+mod reason;
 pub mod snapshot;
+mod tls;
 pub mod types;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -27,20 +30,36 @@ use serde::de::DeserializeOwned;
 pub use error::ProxmoxError;
 pub use types::{
     NetworkInterface, NodeStatus, NodeStorage, NodeSummary, PciDevice, PciMapEntry, PciMapping,
-    StorageStatus, TaskStatus, Upid, Version, VmConfig,
+    PciMappingCheck, StorageConfig, StorageStatus, TaskStatus, Upid, Version, VmConfig,
 };
 
-/// One VM or template as `GET /cluster/resources?type=vm` lists it (containers too: they share
-/// the VM ID space).
+/// One VM or template as `GET /cluster/resources?type=vm` lists it (containers too, `kind`
+/// `lxc`: they share the VM ID space).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VmResource {
     pub vmid: u64,
+    /// `qemu` for a VM or VM template, `lxc` for a container (left out of `status --json`).
+    #[serde(skip)]
+    pub kind: String,
     pub name: Option<String>,
     pub node: String,
     /// `running`, `stopped`, … (`unknown` right after creation).
     pub status: String,
     pub template: bool,
     pub tags: Vec<String>,
+}
+
+impl VmResource {
+    /// A container (LXC), not a VM: it cannot be cloned as a VM template.
+    pub fn is_container(&self) -> bool {
+        self.kind == "lxc"
+    }
+
+    /// `VM 9000` or `CT 101`, as the Proxmox UI names guests.
+    pub fn label(&self) -> String {
+        let kind = if self.is_container() { "CT" } else { "VM" };
+        format!("{kind} {}", self.vmid)
+    }
 }
 
 /// An API token, `<user>@<realm>!<tokenid>=<secret>`. `Debug` and `Display` show only the ID.
@@ -116,8 +135,9 @@ impl fmt::Display for ApiToken {
 /// How the server's certificate is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsMode {
-    /// Public web PKI roots (ureq's default).
-    Verified,
+    /// The system trust store (see [`tls`]): a host with a public (ACME) certificate, or whose
+    /// cluster CA was added to this machine's store, as Terraform's provider trusts it.
+    SystemStore,
     /// Only this CA (PEM) is trusted: the cluster CA `/etc/pve/pve-root-ca.pem`.
     PinnedCa(PathBuf),
     /// No verification at all (`PROXMOX_VE_INSECURE=true`).
@@ -155,7 +175,7 @@ impl Settings {
         let tls = match (var("EM_INFRA_PVE_CA_FILE"), insecure_from_env()) {
             (_, true) => TlsMode::Insecure,
             (Some(ca), false) => TlsMode::PinnedCa(PathBuf::from(ca)),
-            (None, false) => TlsMode::Verified,
+            (None, false) => TlsMode::SystemStore,
         };
         let secs = |name: &str, default: u64| -> Result<Duration, ProxmoxError> {
             match var(name) {
@@ -214,7 +234,7 @@ pub fn insecure_from_env() -> bool {
 
 /// What the front end says when [`insecure_from_env`] is true.
 pub const INSECURE_WARNING: &str = "PROXMOX_VE_INSECURE is set: the Proxmox server's certificate is NOT verified; \
-     pin the cluster CA with EM_INFRA_PVE_CA_FILE instead (copy /etc/pve/pve-root-ca.pem)";
+     pin the cluster CA with EM_INFRA_PVE_CA_FILE instead (copy /etc/pve/pve-root-ca.pem), or add it to the system trust store";
 
 /// The Proxmox VE API client.
 pub struct Client {
@@ -245,43 +265,22 @@ impl Client {
 
     /// Build from explicit settings. Fails when the CA file cannot be read or holds no certificate.
     pub fn new(settings: Settings) -> Result<Client, ProxmoxError> {
-        use ureq::tls::{Certificate, RootCerts, TlsConfig};
-        let tls = match &settings.tls {
-            TlsMode::Verified => TlsConfig::builder().build(),
-            TlsMode::Insecure => TlsConfig::builder().disable_verification(true).build(),
-            TlsMode::PinnedCa(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    ProxmoxError::Config(format!(
-                        "EM_INFRA_PVE_CA_FILE={}: cannot read it ({e}); copy /etc/pve/pve-root-ca.pem from the Proxmox host",
-                        path.display()
-                    ))
-                })?;
-                let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                    .filter_map(|item| match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                        _ => None,
-                    })
-                    .collect();
-                if certs.is_empty() {
-                    return Err(ProxmoxError::Config(format!(
-                        "EM_INFRA_PVE_CA_FILE={}: no PEM certificate in it; copy /etc/pve/pve-root-ca.pem from the Proxmox host",
-                        path.display()
-                    )));
-                }
-                TlsConfig::builder()
-                    .root_certs(RootCerts::Specific(Arc::new(certs)))
-                    .build()
-            }
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let tls = tls::config(&settings.tls)?;
+        let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.timeout))
             .user_agent(concat!("em-infra/", env!("CARGO_PKG_VERSION")))
             .max_redirects(0)
-            .build()
-            .into();
+            .build();
+        // ureq's own chain (TCP, TLS), then the reader of the status line's reason phrase.
+        use ureq::unversioned::transport::{Connector, DefaultConnector};
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::new().chain(reason::StatusLineConnector),
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
         Ok(Client {
             agent,
             endpoint: settings.endpoint,
@@ -307,38 +306,13 @@ impl Client {
 
     /// `GET /api2/json<path>` → the envelope's `data`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
-        let url = format!("{}/api2/json{path}", self.endpoint);
-        let mut response = self
-            .agent
-            .get(&url)
-            .header("Authorization", self.token.header())
-            .header("Accept", "application/json")
-            .call()
-            .map_err(|e| self.transport_error(&e))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(32 * 1024 * 1024)
-            .read_to_string()
-            .map_err(|e| self.transport_error(&e))?;
-        let body = self.scrub(&body);
-        if !(200..300).contains(&status) {
-            return Err(error::from_status(
-                "GET",
-                path,
-                status,
-                &error_message(&body),
-                &self.endpoint,
-                self.token.id(),
-            ));
-        }
-        serde_json::from_str::<types::Envelope<T>>(&body)
-            .map(|e| e.data)
-            .map_err(|e| ProxmoxError::Decode {
-                path: path.to_string(),
-                detail: e.to_string(),
-            })
+        self.request("GET", path, |url| {
+            self.agent
+                .get(url)
+                .header("Authorization", self.token.header())
+                .header("Accept", "application/json")
+                .call()
+        })
     }
 
     /// `POST /api2/json<path>` with `params` form-encoded (what PVE's API server reads) → the
@@ -348,37 +322,39 @@ impl Client {
         path: &str,
         params: &[(&str, &str)],
     ) -> Result<T, ProxmoxError> {
-        let url = format!("{}/api2/json{path}", self.endpoint);
-        let response = self
-            .agent
-            .post(&url)
-            .header("Authorization", self.token.header())
-            .header("Accept", "application/json")
-            .send_form(params.iter().copied());
-        self.answer("POST", path, response)
+        self.request("POST", path, |url| {
+            self.agent
+                .post(url)
+                .header("Authorization", self.token.header())
+                .header("Accept", "application/json")
+                .send_form(params.iter().copied())
+        })
     }
 
     /// `DELETE /api2/json<path>` (parameters in the query, as PVE takes them) → the envelope's
     /// `data`.
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProxmoxError> {
-        let url = format!("{}/api2/json{path}", self.endpoint);
-        let response = self
-            .agent
-            .delete(&url)
-            .header("Authorization", self.token.header())
-            .header("Accept", "application/json")
-            .call();
-        self.answer("DELETE", path, response)
+        self.request("DELETE", path, |url| {
+            self.agent
+                .delete(url)
+                .header("Authorization", self.token.header())
+                .header("Accept", "application/json")
+                .call()
+        })
     }
 
-    /// The answer to [`Client::post`] and [`Client::delete`], read as [`Client::get`] reads its.
-    fn answer<T: DeserializeOwned>(
+    /// Send one request (`send` gets the full URL) and read PVE's answer: the envelope's `data`,
+    /// or the error with PVE's message.
+    fn request<T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
-        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        send: impl FnOnce(&str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, ProxmoxError> {
-        let mut response = response.map_err(|e| self.transport_error(&e))?;
+        let url = format!("{}/api2/json{path}", self.endpoint);
+        reason::clear();
+        let mut response = send(&url).map_err(|e| self.transport_error(&e))?;
+        let status_line_reason = reason::take();
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -388,11 +364,18 @@ impl Client {
             .map_err(|e| self.transport_error(&e))?;
         let body = self.scrub(&body);
         if !(200..300).contains(&status) {
+            // Older PVE 8 hosts give the reason only in the status line (see `reason`).
+            let generic = response.status().canonical_reason();
+            let status_line_reason = status_line_reason
+                .filter(|r| Some(r.as_str()) != generic)
+                .map(|r| self.scrub(&r));
+            let (message, errors) = error_message(&body, status_line_reason.as_deref());
             return Err(error::from_status(
                 method,
                 path,
                 status,
-                &error_message(&body),
+                &message,
+                errors,
                 &self.endpoint,
                 self.token.id(),
             ));
@@ -457,19 +440,30 @@ impl Client {
         ))
     }
 
+    /// `GET /storage`: every storage definition the token may see (`disable`, `nodes`).
+    pub fn storage_config(&self) -> Result<Vec<StorageConfig>, ProxmoxError> {
+        self.get("/storage")
+    }
+
     /// `GET /nodes/{node}/storage?content=images`: the storages on `node` that take VM disks.
     pub fn image_storages(&self, node: &str) -> Result<Vec<NodeStorage>, ProxmoxError> {
         self.get(&format!("/nodes/{}/storage?content=images", enc(node)))
     }
 
     /// Whether VM ID `vmid` is free cluster-wide, asked with `GET /cluster/nextid?vmid=N`. Unlike
-    /// `/cluster/resources`, this sees every guest, also those the token may not audit: PVE
-    /// answers the ID when it is free and `400` ("VM N already exists", a parameter error) when it
-    /// is taken (PVE::API2::Cluster `nextid`).
+    /// `/cluster/resources`, this sees every guest, also those the token may not audit (it reads
+    /// pmxcfs' VM list unfiltered; `user => 'all'`): PVE answers the ID when it is free and a 400
+    /// parameter error `{"vmid": "VM N already exists"}` when a VM or container has it
+    /// (pve-manager `PVE/API2/Cluster.pm` `nextid`).
     pub fn vmid_free(&self, vmid: u64) -> Result<bool, ProxmoxError> {
         match self.get::<serde_json::Value>(&format!("/cluster/nextid?vmid={vmid}")) {
             Ok(_) => Ok(true),
-            Err(ProxmoxError::Status { status: 400, .. }) => Ok(false),
+            Err(e)
+                if e.param_error("vmid")
+                    .is_some_and(|m| m.contains("already exists")) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -482,6 +476,13 @@ impl Client {
     /// `GET /cluster/mapping/pci`.
     pub fn pci_mappings(&self) -> Result<Vec<PciMapping>, ProxmoxError> {
         self.get("/cluster/mapping/pci")
+    }
+
+    /// `GET /cluster/mapping/pci?check-node={node}`: the mappings, each with the host's check of
+    /// `node`'s entries against that node's hardware (`checks`). PVE proxies the request to
+    /// `node`; listing needs no more than the plain call.
+    pub fn pci_mappings_checked(&self, node: &str) -> Result<Vec<PciMapping>, ProxmoxError> {
+        self.get(&format!("/cluster/mapping/pci?check-node={}", enc(node)))
     }
 
     /// `GET /nodes/{node}/hardware/pci` (needs `Sys.Audit` on `/`).
@@ -545,24 +546,36 @@ impl Client {
     }
 }
 
-/// The reason PVE gives for an error: the body's `message`, its `errors` map, else the body.
-fn error_message(body: &str) -> String {
+/// The reason PVE gives for an error and its per-parameter reasons: the body's `message` (PVE ≥
+/// 8.4), else the status line's reason phrase, else a body that is no JSON; `errors` from the
+/// body (`{"errors": {"vmid": "VM 9110 already exists"}}`, on every PVE 8 and 9 host).
+fn error_message(body: &str, status_line: Option<&str>) -> (String, BTreeMap<String, String>) {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
-        return body.trim().chars().take(300).collect();
+        let text =
+            status_line.map_or_else(|| body.trim().chars().take(300).collect(), str::to_string);
+        return (text, BTreeMap::new());
     };
-    let mut parts = Vec::new();
-    if let Some(m) = value.get("message").and_then(|m| m.as_str()) {
-        parts.push(m.trim().to_string());
-    }
-    if let Some(errors) = value.get("errors").and_then(|e| e.as_object()) {
-        for (k, v) in errors {
-            parts.push(format!(
-                "{k}: {}",
-                v.as_str().unwrap_or(&v.to_string()).trim()
-            ));
-        }
-    }
-    parts.join("; ")
+    let message = value
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .or_else(|| status_line.map(str::to_string))
+        .unwrap_or_default();
+    let errors = value
+        .get("errors")
+        .and_then(|e| e.as_object())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|(k, v)| {
+                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), text.trim().to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (message, errors)
 }
 
 /// Percent-encode one path segment (node names, storage IDs and UPIDs are mostly safe already).
@@ -631,7 +644,7 @@ mod tests {
         let client = Client::new(Settings {
             endpoint: "https://127.0.0.1:8006".into(),
             token: ApiToken::parse("a@pam!b=topsecretvalue").unwrap(),
-            tls: TlsMode::Verified,
+            tls: TlsMode::SystemStore,
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
         })
@@ -646,17 +659,35 @@ mod tests {
 
     #[test]
     fn error_messages_from_bodies() {
+        let text = |body: &str, line: Option<&str>| {
+            let (m, e) = error_message(body, line);
+            (m, e.into_iter().collect::<Vec<_>>())
+        };
         assert_eq!(
-            error_message(
-                r#"{"data":null,"message":"can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout\n"}"#
-            ),
+            text(
+                r#"{"data":null,"message":"can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout\n"}"#,
+                Some("can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout")
+            )
+            .0,
             "can't lock file '/var/lock/qemu-server/lock-9100.conf' - got timeout"
         );
+        // PVE 8 before libpve-http-server-perl 5.2.0: the reason only in the status line.
         assert_eq!(
-            error_message(r#"{"data":null,"errors":{"vmid":"invalid format"}}"#),
-            "vmid: invalid format"
+            text(
+                r#"{"data":null,"errors":{"vmid":"VM 9110 already exists"}}"#,
+                Some("Parameter verification failed.")
+            ),
+            (
+                "Parameter verification failed.".to_string(),
+                vec![("vmid".to_string(), "VM 9110 already exists".to_string())]
+            )
         );
-        assert_eq!(error_message("plain text"), "plain text");
+        assert_eq!(
+            text(r#"{"data":null}"#, Some("VM 9000 is locked (clone)")).0,
+            "VM 9000 is locked (clone)"
+        );
+        assert_eq!(text(r#"{"data":null}"#, None).0, "");
+        assert_eq!(text("plain text", None).0, "plain text");
     }
 
     #[test]

@@ -677,6 +677,7 @@ mod tests {
                 status: 500,
                 message: "Configuration file 'nodes/pve/qemu-server/101.conf' does not exist"
                     .into(),
+                errors: Default::default(),
             },
             "pve",
             101,

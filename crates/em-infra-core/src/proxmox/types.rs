@@ -135,6 +135,9 @@ pub(crate) struct RawVmResource {
     pub name: Option<String>,
     #[serde(default)]
     pub node: String,
+    /// `qemu` or `lxc` (pve-manager `PVE/API2Tools.pm` `extract_vm_stats`).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "pve_bool::de")]
@@ -147,6 +150,8 @@ impl From<RawVmResource> for super::VmResource {
     fn from(raw: RawVmResource) -> Self {
         super::VmResource {
             vmid: raw.vmid,
+            // The ID's prefix says it too (`lxc/101`); PVE always sends `type`.
+            kind: raw.kind.unwrap_or_else(|| "qemu".into()),
             name: raw.name.filter(|n| !n.is_empty()),
             node: raw.node,
             status: raw.status.unwrap_or_else(unknown),
@@ -290,6 +295,45 @@ impl StorageStatus {
     }
 }
 
+/// One entry of `GET /storage`: a storage's definition in `storage.cfg` (pve-storage
+/// `PVE/API2/Storage/Config.pm` `index`, listed where the token has `Datastore.Audit` or
+/// `Datastore.AllocateSpace`). Unlike the status, it says *why* a storage is not enabled on a
+/// node: `disable` (set only when 1), or `nodes` (set only when restricted; comma-separated).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StorageConfig {
+    pub storage: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default, deserialize_with = "pve_bool::de")]
+    pub disable: bool,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub nodes: Option<String>,
+    #[serde(default, deserialize_with = "pve_bool::de")]
+    pub shared: bool,
+}
+
+impl StorageConfig {
+    /// The nodes it is restricted to; empty when it is available on every node.
+    pub fn node_list(&self) -> Vec<String> {
+        self.nodes
+            .as_deref()
+            .unwrap_or("")
+            .split([',', ';', ' '])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether `node` may use it (no restriction, or listed).
+    pub fn available_on(&self, node: &str) -> bool {
+        let nodes = self.node_list();
+        nodes.is_empty() || nodes.iter().any(|n| n == node)
+    }
+}
+
 /// One entry of `GET /nodes/{node}/network`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NetworkInterface {
@@ -308,15 +352,33 @@ impl NetworkInterface {
     }
 }
 
-/// One entry of `GET /cluster/mapping/pci`.
+/// One entry of `GET /cluster/mapping/pci` (pve-manager `PVE/API2/Cluster/Mapping/PCI.pm`
+/// `index`; the section config of pve-guest-common `PVE/Mapping/PCI.pm`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PciMapping {
     pub id: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// Property strings: `node=pve,path=0000:01:00.0,id=10de:2204,iommugroup=14,…`.
+    /// Property strings: `node=pve,path=0000:01:00.0,id=10de:2204,iommugroup=14,…`; a node may
+    /// have several (one per device the GUI's selector picked).
     #[serde(default)]
     pub map: Vec<String>,
+    /// Marks the devices as providing mediated devices.
+    #[serde(default, deserialize_with = "pve_bool::de")]
+    pub mdev: bool,
+    /// Only with `?check-node=<node>`: the host's own check of that node's entries against its
+    /// hardware (`assert_valid`): `warning` "No mapping for node N.", `error` "Invalid
+    /// configuration: …".
+    #[serde(default)]
+    pub checks: Vec<PciMappingCheck>,
+}
+
+/// One diagnostic of `GET /cluster/mapping/pci?check-node=<node>`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PciMappingCheck {
+    /// `warning` or `error`.
+    pub severity: String,
+    pub message: String,
 }
 
 impl PciMapping {
@@ -324,9 +386,27 @@ impl PciMapping {
         self.map.iter().map(|m| PciMapEntry::parse(m)).collect()
     }
 
-    /// The entry for `node`, if the mapping has one.
+    /// The first entry for `node`, if the mapping has one.
     pub fn entry_for(&self, node: &str) -> Option<PciMapEntry> {
         self.entries().into_iter().find(|e| e.node == node)
+    }
+
+    /// Every entry for `node`: alternatives, the first free one is used when a VM starts
+    /// (qemu-server `PVE/QemuServer/PCI.pm` `parse_hostpci` and `choose_hostpci_devices`).
+    pub fn entries_for(&self, node: &str) -> Vec<PciMapEntry> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.node == node)
+            .collect()
+    }
+
+    /// The host's `error` diagnostics (`checks` of a `?check-node=` answer), trimmed.
+    pub fn check_errors(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.severity == "error")
+            .map(|c| c.message.trim().to_string())
+            .collect()
     }
 }
 
@@ -334,7 +414,8 @@ impl PciMapping {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PciMapEntry {
     pub node: String,
-    /// `0000:01:00.0`, or `0000:01:00` for all functions of a device.
+    /// `0000:01:00.0`, `0000:01:00` for all functions of a device, or several of those separated
+    /// by `;` (pve-guest-common `PVE/Mapping/PCI.pm`, the `path` format).
     pub path: String,
     /// `vendor:device` without `0x`.
     pub id: String,
@@ -351,6 +432,16 @@ impl PciMapEntry {
             id: get("id"),
             iommugroup: props.get("iommugroup").and_then(|g| g.parse().ok()),
         }
+    }
+
+    /// The `;`-separated paths of `path`, each a device (`0000:01:00.0`) or all functions of one
+    /// (`0000:01:00`).
+    pub fn paths(&self) -> Vec<&str> {
+        self.path
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect()
     }
 }
 
@@ -553,6 +644,11 @@ mod tests {
         assert_eq!(vms[1].name, None);
         assert!(!vms[2].template);
         assert_eq!(vms[2].tags, ["go-proxmox", "cloud-init"]);
+        assert_eq!(
+            (vms[0].kind.as_str(), vms[2].kind.as_str()),
+            ("qemu", "lxc")
+        );
+        assert!(!vms[0].is_container() && vms[2].is_container());
     }
 
     #[test]
@@ -598,6 +694,25 @@ mod tests {
         assert_eq!(e.path, "0000:01:00.0");
         assert_eq!(e.iommugroup, Some(14));
         assert!(m.entry_for("pve2").is_none());
+        assert!(m.checks.is_empty() && !m.mdev);
+        // Several entries for one node, `;`-separated paths, and the host's checks.
+        let m: PciMapping = serde_json::from_value(json!({
+            "id": "gpu0", "mdev": 1,
+            "map": ["path=0000:01:00.0;0000:02:00.0,node=pve,id=10de:2204",
+                    "node=pve,path=0000:03:00,id=10de:2204", "node=pve2,path=0000:01:00.0,id=10de:2204"],
+            "checks": [{"severity": "warning", "message": "x"},
+                       {"severity": "error", "message": "Invalid configuration: pci device '0000:02:00.0' not found\n"}],
+        }))
+        .unwrap();
+        let pve = m.entries_for("pve");
+        assert_eq!(pve.len(), 2);
+        assert_eq!(pve[0].paths(), ["0000:01:00.0", "0000:02:00.0"]);
+        assert_eq!(pve[1].paths(), ["0000:03:00"]);
+        assert!(m.mdev);
+        assert_eq!(
+            m.check_errors(),
+            ["Invalid configuration: pci device '0000:02:00.0' not found"]
+        );
         let d: Vec<PciDevice> = serde_json::from_value(json!([
             {"id":"0000:01:00.0","class":"0x030000","vendor":"0x10de","vendor_name":"NVIDIA Corporation","device":"0x2204","device_name":"GA102 [GeForce RTX 3090]","iommugroup":15,"mdev":true},
             {"id":"0000:02:00.0","class":"0x010802","vendor":"0x8086","device":"0xa808","iommugroup":-1}
@@ -640,6 +755,19 @@ mod tests {
         assert!(s(json!({"status":"stopped","exitstatus":"OK"})).succeeded());
         assert!(s(json!({"status":"stopped","exitstatus":"WARNINGS: 2"})).succeeded());
         assert!(!s(json!({"status":"stopped","exitstatus":"clone failed: x"})).succeeded());
+    }
+
+    #[test]
+    fn storage_config_entries() {
+        let cfg: Vec<StorageConfig> = serde_json::from_value(json!([
+            {"storage": "local-lvm", "type": "lvmthin", "content": "rootdir,images", "thinpool": "data", "vgname": "pve", "digest": "x"},
+            {"storage": "nfs", "type": "nfs", "content": "images", "disable": 1, "nodes": "pve2,pve3", "shared": 1}
+        ]))
+        .unwrap();
+        assert!(!cfg[0].disable && cfg[0].node_list().is_empty() && cfg[0].available_on("pve"));
+        assert!(cfg[1].disable && cfg[1].shared);
+        assert_eq!(cfg[1].node_list(), ["pve2", "pve3"]);
+        assert!(!cfg[1].available_on("pve") && cfg[1].available_on("pve3"));
     }
 
     #[test]

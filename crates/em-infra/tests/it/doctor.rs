@@ -18,10 +18,10 @@ use std::time::Duration;
 use pve_server::{PveServer, Reply, error, happy_routes, ok};
 use serde_json::{Value, json};
 
-const TOKEN_ID: &str = "em-infra@pve!doctor";
-const SECRET: &str = "8d1f0c3e-4b2a-4c69-9a57-0d3e9b1f2c7a";
+pub(crate) const TOKEN_ID: &str = "em-infra@pve!doctor";
+pub(crate) const SECRET: &str = "8d1f0c3e-4b2a-4c69-9a57-0d3e9b1f2c7a";
 
-fn token() -> String {
+pub(crate) fn token() -> String {
     format!("{TOKEN_ID}={SECRET}")
 }
 
@@ -40,17 +40,17 @@ fn write_executable(path: &Path, content: &str) {
 
 /// A throwaway repository with a Proxmox environment, stand-in tools, a HOME with an SSH key, and
 /// a PVE API server.
-struct Lab {
+pub(crate) struct Lab {
     dir: tempfile::TempDir,
-    server: PveServer,
+    pub(crate) server: PveServer,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         Lab::with_routes(happy_routes())
     }
 
-    fn with_routes(routes: std::collections::HashMap<String, Reply>) -> Lab {
+    pub(crate) fn with_routes(routes: std::collections::HashMap<String, Reply>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let real = repo_root();
@@ -100,16 +100,16 @@ impl Lab {
         lab
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    fn env_dir(&self) -> PathBuf {
+    pub(crate) fn env_dir(&self) -> PathBuf {
         self.root().join("envs/lab")
     }
 
     /// Write terraform.tfvars: the base topology with `overrides` replacing or adding variables.
-    fn tfvars(&self, overrides: &[(&str, &str)]) {
+    pub(crate) fn tfvars(&self, overrides: &[(&str, &str)]) {
         let key = self.root().join("home/.ssh/id_ed25519.pub");
         let mut vars: BTreeMap<&str, String> = [
             ("cluster_name", "\"lab\"".to_string()),
@@ -132,12 +132,12 @@ impl Lab {
         fs::write(self.env_dir().join("terraform.tfvars"), text).unwrap();
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.server.write_ca(self.root())
     }
 
     /// The em-infra command with the lab's environment; the CA is pinned unless removed.
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_em-infra"));
         let bin = self.root().join("bin");
         let path = format!(
@@ -167,21 +167,21 @@ impl Lab {
         cmd
     }
 
-    fn run(&self, cmd: &mut Command) -> Run {
+    pub(crate) fn run(&self, cmd: &mut Command) -> Run {
         let out = cmd.output().unwrap();
         Run::new(out)
     }
 
     /// `em-infra doctor --json` with the default settings.
-    fn doctor(&self) -> Run {
+    pub(crate) fn doctor(&self) -> Run {
         self.run(&mut self.cmd(&["doctor", "--json"]))
     }
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
@@ -200,7 +200,7 @@ impl Run {
         run
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}):\n{}\n{}",
@@ -210,7 +210,7 @@ impl Run {
     }
 
     /// The check named `name` from the JSON report.
-    fn check(&self, name: &str) -> Value {
+    pub(crate) fn check(&self, name: &str) -> Value {
         let json = self.json();
         json["checks"]
             .as_array()
@@ -222,7 +222,7 @@ impl Run {
     }
 
     /// Assert that check `name` has `status`, its detail contains `detail` and its fix `fix`.
-    fn assert_check(&self, name: &str, status: &str, detail: &str, fix: &str) {
+    pub(crate) fn assert_check(&self, name: &str, status: &str, detail: &str, fix: &str) {
         let c = self.check(name);
         assert_eq!(c["status"], status, "{c:#}\n{}", self.stderr);
         let d = c["detail"].as_str().unwrap();
@@ -234,7 +234,7 @@ impl Run {
         assert!(f.contains(fix), "fix of {name}: {f}\nwanted: {fix}");
     }
 
-    fn failed_names(&self) -> Vec<String> {
+    pub(crate) fn failed_names(&self) -> Vec<String> {
         self.json()["checks"]
             .as_array()
             .unwrap()
@@ -310,7 +310,8 @@ fn happy_path_is_all_green_and_human_output_is_grouped() {
         "GET /nodes/pve/qemu/9000/config",
         "GET /nodes/pve/storage/local-lvm/status",
         "GET /nodes/pve/network",
-        "GET /cluster/mapping/pci",
+        "GET /cluster/nextid?vmid=9100",
+        "GET /cluster/mapping/pci?check-node=pve",
         "GET /nodes/pve/hardware/pci",
     ] {
         assert!(paths.contains(&p), "{p} not requested: {paths:?}");
@@ -326,7 +327,7 @@ fn happy_path_is_all_green_and_human_output_is_grouped() {
         "cluster\n",
         "✓ API: https://127.0.0.1:",
         "answers to token em-infra@pve!doctor",
-        "✓ template guest agent: enabled (agent: 1)",
+        "✓ template guest agent: built by `em-infra prepare`: its image has the qemu-guest-agent package",
         "✓ bridge vmbr0 on pve: bridge (active, 192.168.10.2/24)",
         "- SSH on nodes: not provisioned yet (no terraform.tfstate)",
         "doctor: ",
@@ -428,20 +429,25 @@ fn missing_privilege_and_hidden_bridge() {
 }
 
 #[test]
-fn template_without_agent() {
+fn template_not_built_by_prepare_is_a_guest_agent_hint_whatever_its_agent_flag() {
     let lab = Lab::new();
     let mut config = happy_routes()["GET /nodes/pve/qemu/9000/config"].body["data"].clone();
-    config.as_object_mut().unwrap().remove("agent");
+    let obj = config.as_object_mut().unwrap();
+    obj.remove("agent");
+    obj.insert("description".into(), json!("Ubuntu 22.04, made by hand"));
     lab.server
         .route("GET /nodes/pve/qemu/9000/config", ok(config));
     let run = lab.doctor();
-    assert_eq!(run.code, 3);
-    assert_eq!(run.failed_names(), ["template guest agent"]);
+    // The flag is not what hangs the IP wait (bpg enables the agent on each clone); a guest
+    // without the package is, and the API cannot look into the image: a warning, exit 0.
+    assert_eq!(run.code, 0, "{}", run.stderr);
     run.assert_check(
         "template guest agent",
-        "fail",
-        "the QEMU guest agent is not enabled in template 9000 (agent: unset): Terraform would wait 15 minutes",
-        "qm set 9000 --agent enabled=1",
+        "warn",
+        "template 9000 was not built by `em-infra prepare`, so doctor cannot tell whether its image has the \
+         qemu-guest-agent package; without it every VM's create waits 15 minutes for an IP and fails \
+         (the template's agent flag is off, which alone is harmless: the VM module enables the agent on every clone)",
+        "virt-customize -a <image> --install qemu-guest-agent",
     );
 }
 
@@ -471,7 +477,7 @@ fn template_without_cloudinit_or_serial_and_not_a_template() {
     run.assert_check(
         "template guest agent",
         "ok",
-        "enabled=1,fstrim_cloned_disks=1",
+        "built by `em-infra prepare`",
         "",
     );
     run.assert_check(
@@ -528,16 +534,17 @@ fn storage_full() {
 #[test]
 fn storage_missing_or_inactive() {
     let lab = Lab::new();
+    // What PVE answers for an ID storage.cfg does not define (pve-storage `read_status`).
     lab.server.route(
         "GET /nodes/pve/storage/local-lvm/status",
-        error(500, "storage 'local-lvm' does not exist"),
+        pve_server::param_error("storage", "No such storage."),
     );
     let run = lab.doctor();
     run.assert_check(
         "storage local-lvm on pve",
         "fail",
-        "storage local-lvm does not exist on pve",
-        "pvesm status",
+        "storage local-lvm is not defined in this cluster (PVE: No such storage.)",
+        "set datastore_id to a storage for disk images on pve",
     );
     lab.server.route(
         "GET /nodes/pve/storage/local-lvm/status",
@@ -793,7 +800,7 @@ fn environment_without_proxmox_skips_the_proxmox_group() {
 
 // --- the client as a library ----------------------------------------------------------------
 
-fn client(lab: &Lab) -> em_infra_core::proxmox::Client {
+pub(crate) fn client(lab: &Lab) -> em_infra_core::proxmox::Client {
     use em_infra_core::proxmox::{ApiToken, Client, Settings, TlsMode};
     Client::new(Settings {
         endpoint: em_infra_core::proxmox::normalize_endpoint(&lab.server.url()).unwrap(),

@@ -19,6 +19,7 @@ mod ansible_lab;
 mod check;
 mod docs;
 mod doctor;
+mod doctor_placement;
 mod drain;
 mod fault_injection;
 mod first_run;

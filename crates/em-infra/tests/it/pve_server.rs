@@ -51,11 +51,13 @@ impl Pki {
     }
 }
 
-/// One response: HTTP status and the whole JSON body.
+/// One response: HTTP status, the whole JSON body, and the status line's reason phrase when it
+/// is not the first line of the body's `message` (see [`legacy`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     pub status: u16,
     pub body: Value,
+    pub reason: Option<String>,
 }
 
 /// `{"data": data}` with status 200.
@@ -63,29 +65,49 @@ pub(crate) fn ok(data: Value) -> Reply {
     Reply {
         status: 200,
         body: json!({ "data": data }),
+        reason: None,
     }
 }
 
-/// An error as PVE sends it: `{"data": null, "message": reason}`, the reason also in the status line.
+/// `reply` as a PVE 8 host before libpve-http-server-perl 5.2.0 sends it: the message only in
+/// the status line, the body without `message` (`{"data":null}`, plus `errors` for parameter
+/// errors, which older servers sent too). pve-http-server commit 9a2112e "fix #6503: return api
+/// handler errors in the json body" (January 2025) added the body's `message`.
+pub(crate) fn legacy(mut reply: Reply) -> Reply {
+    if let Some(message) = reply.body.as_object_mut().and_then(|b| b.remove("message")) {
+        reply.reason = message.as_str().map(str::to_string);
+    }
+    reply
+}
+
 /// `GET /cluster/nextid?vmid=N` for a taken ID, as PVE answers it: `nextid` raises a parameter
 /// exception (`raise_param_exc({ vmid => "VM $vmid already exists" })` in PVE::API2::Cluster),
 /// which the API server turns into HTTP 400 "Parameter verification failed." with the reason
 /// under `errors` — also for guests the token may not audit.
 pub(crate) fn vmid_taken(vmid: u64) -> Reply {
+    param_error("vmid", &format!("VM {vmid} already exists"))
+}
+
+/// A parameter error as PVE sends it (`raise_param_exc` in pve-common `PVE::Exception`): 400
+/// "Parameter verification failed." with the reason under `errors`.
+pub(crate) fn param_error(param: &str, text: &str) -> Reply {
     Reply {
         status: 400,
         body: json!({
             "data": null,
             "message": "Parameter verification failed.\n",
-            "errors": { "vmid": format!("VM {vmid} already exists") },
+            "errors": { param: text },
         }),
+        reason: None,
     }
 }
 
+/// An error as PVE sends it: `{"data": null, "message": reason}`, the reason also in the status line.
 pub(crate) fn error(status: u16, reason: &str) -> Reply {
     Reply {
         status,
         body: json!({ "data": null, "message": format!("{reason}\n") }),
+        reason: None,
     }
 }
 
@@ -198,6 +220,24 @@ impl PveServer {
         self.handlers.lock().unwrap().push(handler);
     }
 
+    /// Pin the answer `key` now follows from the other routes, so that later changes to those
+    /// (a 403 on `hardware/pci`, say) leave it as it is: what the host knows beyond the token.
+    pub(crate) fn freeze(&self, key: &str) {
+        let mut routes = self.routes.lock().unwrap();
+        let reply = derived(key, &routes).unwrap_or_else(|| panic!("{key} follows from no route"));
+        routes.insert(key.to_string(), reply);
+    }
+
+    /// Remove a route: the server then answers what follows from the others, else 501.
+    pub(crate) fn unroute(&self, key: &str) {
+        self.routes.lock().unwrap().remove(key);
+    }
+
+    /// The body's `data` of a route (to change a copy of it).
+    pub(crate) fn data(&self, key: &str) -> Value {
+        self.routes.lock().unwrap()[key].body["data"].clone()
+    }
+
     /// Every request seen: `"GET /version"` and its Authorization header.
     pub(crate) fn requests(&self) -> Vec<(String, Option<String>)> {
         self.requests.lock().unwrap().clone()
@@ -282,19 +322,24 @@ fn serve(
     } else if let Some(reply) = handled() {
         reply
     } else {
-        let route = routes.lock().unwrap().get(&key).cloned();
-        route.unwrap_or_else(|| match key.strip_prefix("GET /cluster/nextid?vmid=") {
-            // PVE answers a free ID with itself; a test marks an ID taken with `vmid_taken`.
-            Some(id) => ok(json!(id)),
-            None => error(501, &format!("Method '{key}' not implemented")),
-        })
+        let routes = routes.lock().unwrap();
+        let reply = routes
+            .get(&key)
+            .cloned()
+            .or_else(|| derived(&key, &routes))
+            .unwrap_or_else(|| error(501, &format!("Method '{key}' not implemented")));
+        consistent_with_storage_config(&key, reply, &routes)
     };
     let body = reply.body.to_string();
+    // The first line of the message, as pve-http-server's `response` writes it; the generic
+    // phrase when there is none.
     let status_reason = reply
-        .body
-        .get("message")
-        .and_then(Value::as_str)
+        .reason
+        .as_deref()
+        .or_else(|| reply.body.get("message").and_then(Value::as_str))
+        .and_then(|m| m.lines().next())
         .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
         .unwrap_or_else(|| reason(reply.status).to_string());
     let head = format!(
         "HTTP/1.1 {} {}\r\nServer: pve-api-daemon/3.0\r\nContent-Type: application/json;charset=UTF-8\r\n\
@@ -308,6 +353,250 @@ fn serve(
     tls.flush()?;
     tls.conn.send_close_notify();
     let _ = tls.flush();
+    Ok(())
+}
+
+/// Answers that follow from other routes, as a real host's would from its configuration, for
+/// requests no test routed explicitly.
+fn derived(key: &str, routes: &HashMap<String, Reply>) -> Option<Reply> {
+    // nextid sees every guest in the cluster, listed for the token or not: an ID in
+    // `/cluster/resources` is taken, any other is answered with itself (a test marks an ID taken
+    // by a guest the token cannot see with `vmid_taken`).
+    if let Some(id) = key.strip_prefix("GET /cluster/nextid?vmid=") {
+        let listed = routes
+            .get("GET /cluster/resources?type=vm")
+            .and_then(|r| r.body["data"].as_array())
+            .is_some_and(|guests| {
+                guests
+                    .iter()
+                    .any(|g| g["vmid"].as_u64().is_some() && g["vmid"].as_u64() == id.parse().ok())
+            });
+        return Some(if listed {
+            vmid_taken(id.parse().unwrap_or(0))
+        } else {
+            ok(json!(id))
+        });
+    }
+    if let Some(node) = key.strip_prefix("GET /cluster/mapping/pci?check-node=") {
+        return mappings_checked_on(node, routes);
+    }
+    let rest = key.strip_prefix("GET /nodes/")?;
+    if let Some((node, rest)) = rest.split_once("/storage/")
+        && let Some(id) = rest.strip_suffix("/status")
+    {
+        return storage_status_from_config(node, id, routes);
+    }
+    None
+}
+
+/// Whether storage.cfg's `entry` makes the storage unusable on `node` (`disable`, or a `nodes`
+/// list without it: pve-storage `storage_check_enabled`).
+fn not_enabled_on(entry: &Value, node: &str) -> bool {
+    entry["disable"].as_i64().unwrap_or(0) != 0
+        || entry["nodes"]
+            .as_str()
+            .is_some_and(|nodes| !nodes.split(',').any(|n| n == node))
+}
+
+/// `GET /nodes/<node>/storage?content=…` leaves out the storages that are not enabled on the
+/// node (`storage_info` with a content filter: `next if !$want_ctype || !$storage_enabled`), so a
+/// test that disables one in `GET /storage` sees it gone there too.
+fn consistent_with_storage_config(
+    key: &str,
+    mut reply: Reply,
+    routes: &HashMap<String, Reply>,
+) -> Reply {
+    let Some((node, _)) = key
+        .strip_prefix("GET /nodes/")
+        .and_then(|rest| rest.split_once("/storage?content="))
+    else {
+        return reply;
+    };
+    let Some(config) = routes
+        .get("GET /storage")
+        .and_then(|r| r.body["data"].as_array())
+    else {
+        return reply;
+    };
+    if let Some(list) = reply.body["data"].as_array_mut() {
+        list.retain(|s| {
+            !config
+                .iter()
+                .any(|c| c["storage"] == s["storage"] && not_enabled_on(c, node))
+        });
+    }
+    reply
+}
+
+/// `GET /nodes/<node>/storage/<id>/status` from `GET /storage` (storage.cfg), as pve-storage
+/// answers it (`PVE/API2/Storage/Status.pm` `read_status`, `PVE/Storage.pm` `storage_info`): an
+/// ID storage.cfg lacks is the 400 parameter error "No such storage."; a storage that is
+/// disabled or restricted to other nodes (`storage_check_enabled`) is listed with `enabled: 0,
+/// active: 0` and no sizes. An enabled storage's status needs a route of its own (its sizes).
+fn storage_status_from_config(
+    node: &str,
+    id: &str,
+    routes: &HashMap<String, Reply>,
+) -> Option<Reply> {
+    let config = routes.get("GET /storage")?.body["data"].as_array()?.clone();
+    let Some(entry) = config.iter().find(|s| s["storage"] == id) else {
+        return Some(param_error("storage", "No such storage."));
+    };
+    not_enabled_on(entry, node).then(|| {
+        ok(json!({
+            "type": entry["type"], "content": entry["content"],
+            "shared": entry["shared"].as_i64().unwrap_or(0),
+            "enabled": 0, "active": 0, "total": 0, "used": 0, "avail": 0
+        }))
+    })
+}
+
+/// `GET /cluster/mapping/pci?check-node=<node>` from the plain list and the node's hardware, as
+/// pve-manager `PVE/API2/Cluster/Mapping/PCI.pm` `index` answers it: every mapping gains
+/// `checks`, a warning "No mapping for node N." when no entry names the node, and for each entry
+/// of the node whose `assert_valid` fails, an error "Invalid configuration: <why>\n". The node's
+/// `hardware/pci` route stands in for its sysfs (which the real check reads directly, without
+/// needing Sys.Audit).
+fn mappings_checked_on(node: &str, routes: &HashMap<String, Reply>) -> Option<Reply> {
+    let listed = routes.get("GET /cluster/mapping/pci")?;
+    let Some(mappings) = listed.body["data"].as_array() else {
+        return Some(listed.clone()); // an error stays that error
+    };
+    let hardware = routes
+        .get(&format!("GET /nodes/{node}/hardware/pci"))
+        .and_then(|r| r.body["data"].as_array().cloned())
+        .unwrap_or_default();
+    let mut checked = Vec::new();
+    for mapping in mappings {
+        let mut mapping = mapping.clone();
+        let id = mapping["id"].as_str().unwrap_or_default().to_string();
+        let mdev = mapping["mdev"].as_i64().unwrap_or(0) != 0;
+        let entries: Vec<HashMap<String, String>> = mapping["map"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(Value::as_str)
+                    .map(property_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mine: Vec<&HashMap<String, String>> = entries
+            .iter()
+            .filter(|e| e.get("node").map(String::as_str) == Some(node))
+            .collect();
+        let mut checks = Vec::new();
+        if mine.is_empty() {
+            checks.push(
+                json!({"severity": "warning", "message": format!("No mapping for node {node}.")}),
+            );
+        }
+        for entry in mine {
+            if let Err(why) = assert_valid(&id, entry, mdev, &hardware) {
+                checks.push(json!({"severity": "error", "message": format!("Invalid configuration: {why}")}));
+            }
+        }
+        mapping["checks"] = json!(checks);
+        checked.push(mapping);
+    }
+    Some(ok(json!(checked)))
+}
+
+/// `key=value,key=value` (a map entry of a PCI mapping).
+fn property_string(text: &str) -> HashMap<String, String> {
+    text.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// pve-guest-common `PVE/Mapping/PCI.pm` `assert_valid`: every `;`-separated path must be a
+/// device (`.0` added to a whole-device path), and `id`, `iommugroup` (first path only), `mdev`
+/// (against the mapping's flag) and `subsystem-id` must match the hardware, checked in that
+/// (sorted) order; `0x` is ignored. The error texts are PVE's, newline included.
+fn assert_valid(
+    name: &str,
+    entry: &HashMap<String, String>,
+    mdev: bool,
+    hardware: &[Value],
+) -> Result<(), String> {
+    let strip = |v: &str| v.replace("0x", "");
+    let paths = entry.get("path").map(String::as_str).unwrap_or_default();
+    for (idx, path) in paths.split(';').enumerate() {
+        let has_function = path
+            .rsplit_once('.')
+            .is_some_and(|(_, f)| f.len() == 1 && f.chars().all(|c| c.is_ascii_hexdigit()));
+        let path = if has_function {
+            path.to_string()
+        } else {
+            format!("{path}.0")
+        };
+        let info = hardware
+            .iter()
+            .find(|d| d["id"] == path.as_str())
+            .ok_or_else(|| format!("pci device '{path}' not found\n"))?;
+        let text = |k: &str| info[k].as_str().map(strip);
+        let (vendor, device) = text("vendor")
+            .zip(text("device"))
+            .ok_or_else(|| format!("pci device '{path}' not found\n"))?;
+        let expected: [(&str, Option<String>); 4] = [
+            ("id", Some(format!("{vendor}:{device}"))),
+            (
+                "iommugroup",
+                info["iommugroup"]
+                    .as_i64()
+                    .filter(|g| *g >= 0)
+                    .map(|g| g.to_string()),
+            ),
+            (
+                "mdev",
+                Some(
+                    if info["mdev"].as_bool() == Some(true) || info["mdev"] == 1 {
+                        "1"
+                    } else {
+                        "0"
+                    }
+                    .into(),
+                ),
+            ),
+            (
+                "subsystem-id",
+                text("subsystem_vendor")
+                    .zip(text("subsystem_device"))
+                    .map(|(v, d)| format!("{v}:{d}")),
+            ),
+        ];
+        for (prop, expected) in expected {
+            if prop == "iommugroup" && idx > 0 {
+                continue;
+            }
+            let configured = if prop == "mdev" {
+                Some(if mdev { "1" } else { "0" }.to_string())
+            } else {
+                entry.get(prop).cloned()
+            };
+            match (expected, configured) {
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(format!(
+                        "missing expected property '{prop}' for device '{path}'\n"
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "unexpected property '{prop}' configured for device '{path}'\n"
+                    ));
+                }
+                (Some(e), Some(c)) if strip(&e) != strip(&c) => {
+                    return Err(format!(
+                        "'{prop}' does not match for '{name}' ({} != {})\n",
+                        strip(&e),
+                        strip(&c)
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
     Ok(())
 }
 
@@ -362,6 +651,10 @@ pub(crate) fn happy_routes() -> HashMap<String, Reply> {
         "GET /nodes/pve/qemu/9000/config",
         ok(json!({
             "agent": "1", "boot": "order=scsi0", "cores": 2, "memory": "2048",
+            // As `em-infra prepare` (the proxmox_template role) leaves it.
+            "description": "em-infra template; image sha256=0b1a4e6cf5a1d7a4c0b7ec2e5d8f9a3b6c7d8e9f0a1b2c3d4e5f60718293a4b5; \
+                            image=jammy-server-cloudimg-amd64.img; \
+                            url=https://cloud-images.ubuntu.com/releases/22.04/release-20240821/jammy-server-cloudimg-amd64.img",
             "digest": "5b1e4a9a1b8f3c1d0e2f4a6b8c0d2e4f6a8b0c2d", "ide2": "local-lvm:vm-9000-cloudinit,media=cdrom",
             "meta": "creation-qemu=8.1.5,ctime=1718000000", "name": "ubuntu-2204-cloudinit",
             "net0": "virtio=BC:24:11:2A:3B:4C,bridge=vmbr0", "ostype": "l26",
@@ -376,6 +669,22 @@ pub(crate) fn happy_routes() -> HashMap<String, Reply> {
             "active": 1, "enabled": 1, "shared": 0, "type": "lvmthin", "content": "rootdir,images",
             "avail": 400_000_000_000u64, "total": 500_000_000_000u64, "used": 100_000_000_000u64
         })),
+    );
+    // storage.cfg as `GET /storage` lists it: `content` and `nodes` comma-joined, `disable` and
+    // `nodes` only when set (pve-storage `PVE/API2/Storage/Config.pm`, `$api_storage_config`).
+    add(
+        "GET /storage",
+        ok(json!([
+            {"storage": "local", "type": "dir", "path": "/var/lib/vz", "content": "backup,iso,vztmpl",
+             "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"},
+            {"storage": "local-lvm", "type": "lvmthin", "thinpool": "data", "vgname": "pve",
+             "content": "images,rootdir", "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"},
+            {"storage": "tank", "type": "zfspool", "pool": "tank", "sparse": 1, "content": "images,rootdir",
+             "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"},
+            {"storage": "offline-nfs", "type": "nfs", "server": "192.168.10.5", "export": "/srv/pve",
+             "path": "/mnt/pve/offline-nfs", "content": "images", "options": "vers=4.2",
+             "digest": "3f0c1a2b4d5e6f708192a3b4c5d6e7f8091a2b3c"}
+        ])),
     );
     add(
         "GET /nodes/pve/storage?content=images",
