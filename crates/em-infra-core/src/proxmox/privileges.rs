@@ -285,7 +285,7 @@ pub const REQUIRED: &[Requirement] = &[
         target: Target::Datastore,
         releases: BOTH,
         when: When::Always,
-        why: "bpg reads each disk's format on every refresh (GET …/storage/<id>/content/<volume>)",
+        why: "bpg reads each disk's format on every refresh (`GET /nodes/<node>/storage/<id>/content/<volume>`)",
     },
     req(
         "SDN.Use",
@@ -314,7 +314,7 @@ pub const REQUIRED: &[Requirement] = &[
         target: Target::Root,
         releases: BOTH,
         when: When::GpuWorkers,
-        why: "doctor lists the node's PCI devices to check the GPU (GET /nodes/<node>/hardware/pci)",
+        why: "doctor lists the node's PCI devices to check the GPU (`GET /nodes/<node>/hardware/pci`)",
     },
 ];
 

@@ -4,12 +4,15 @@
 //! repository and the binary's `--help`.
 //!
 //! Shared support: [`support`] (a throwaway repository around the offline fixture, running the
-//! binary), [`test_ca`] (a private CA), [`pve_server`] and [`kube_server`] (the API test servers).
+//! binary), [`test_ca`] (a private CA), [`pve_server`] and [`kube_server`] (the API test
+//! servers; [`pve_access`]: PVE's permission model behind `GET /access/permissions`).
 
 mod support;
 mod test_ca;
 
 mod kube_server;
+mod privilege_lab;
+mod pve_access;
 mod pve_server;
 
 mod access;
@@ -17,6 +20,7 @@ mod ansible_lab;
 mod check;
 mod docs;
 mod doctor;
+mod doctor_privileges;
 mod drain;
 mod fault_injection;
 mod first_run;

@@ -11,7 +11,11 @@
 //! [`happy_routes`] holds response shapes recorded from real PVE 8 hosts (pve-manager API schema,
 //! luthermonson/go-proxmox `tests/mocks/pve8x`, `pve9x/hardware.go`), trimmed to what em-infra reads
 //! plus typical neighbours.
+//!
+//! `GET /access/permissions` is answered from an [`Access`] model (pve_access.rs) on the release
+//! the `GET /version` route names; by default the token's user has `Administrator` on `/`.
 
+use crate::pve_access::Access;
 use crate::test_ca;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -89,6 +93,7 @@ pub(crate) fn error(status: u16, reason: &str) -> Reply {
 type Routes = Arc<Mutex<HashMap<String, Reply>>>;
 /// Each request seen: `"GET /version"` and its Authorization header.
 type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+type SharedAccess = Arc<Mutex<Access>>;
 
 /// The running server. Dropping it stops it.
 pub(crate) struct PveServer {
@@ -96,6 +101,7 @@ pub(crate) struct PveServer {
     pki: Arc<Pki>,
     routes: Routes,
     requests: Requests,
+    access: SharedAccess,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -122,23 +128,35 @@ impl PveServer {
         let addr = listener.local_addr().unwrap();
         let routes: Routes = Arc::new(Mutex::new(routes));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let token_id = token
+            .split_once('=')
+            .map_or(token, |(id, _)| id)
+            .to_string();
+        let access: SharedAccess = Arc::new(Mutex::new(Access::admin(&token_id)));
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!("PVEAPIToken={token}");
         let thread = {
-            let (routes, requests, stop) = (routes.clone(), requests.clone(), stop.clone());
+            let (routes, requests, access, stop) = (
+                routes.clone(),
+                requests.clone(),
+                access.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 let started = Instant::now();
                 while !stop.load(Ordering::SeqCst) && started.elapsed() < MAX_LIFETIME {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            let (config, routes, requests, expected) = (
+                            let (config, routes, requests, access, expected) = (
                                 config.clone(),
                                 routes.clone(),
                                 requests.clone(),
+                                access.clone(),
                                 expected.clone(),
                             );
                             std::thread::spawn(move || {
-                                let _ = serve(stream, config, &routes, &requests, &expected);
+                                let _ =
+                                    serve(stream, config, &routes, &requests, &access, &expected);
                             });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -154,6 +172,7 @@ impl PveServer {
             pki,
             routes,
             requests,
+            access,
             stop,
             thread: Some(thread),
         }
@@ -174,6 +193,11 @@ impl PveServer {
     /// Add or replace a route.
     pub(crate) fn route(&self, key: &str, reply: Reply) {
         self.routes.lock().unwrap().insert(key.to_string(), reply);
+    }
+
+    /// Replace the ACL model that answers `GET /access/permissions`.
+    pub(crate) fn set_access(&self, access: Access) {
+        *self.access.lock().unwrap() = access;
     }
 
     /// Every request seen: `"GET /version"` and its Authorization header.
@@ -210,6 +234,7 @@ fn serve(
     config: Arc<rustls::ServerConfig>,
     routes: &Routes,
     requests: &Requests,
+    access: &SharedAccess,
     expected_auth: &str,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
@@ -256,10 +281,20 @@ fn serve(
         error(401, "invalid token value!")
     } else {
         let route = routes.lock().unwrap().get(&key).cloned();
-        route.unwrap_or_else(|| match key.strip_prefix("GET /cluster/nextid?vmid=") {
-            // PVE answers a free ID with itself; a test marks an ID taken with `vmid_taken`.
-            Some(id) => ok(json!(id)),
-            None => error(501, &format!("Method '{key}' not implemented")),
+        route.unwrap_or_else(|| {
+            if let Some(query) = key.strip_prefix("GET /access/permissions") {
+                let token_id = expected_auth.trim_start_matches("PVEAPIToken=");
+                let token_id = token_id.split_once('=').map_or(token_id, |(id, _)| id);
+                return access
+                    .lock()
+                    .unwrap()
+                    .reply(version_major(routes), token_id, query);
+            }
+            match key.strip_prefix("GET /cluster/nextid?vmid=") {
+                // PVE answers a free ID with itself; a test marks an ID taken with `vmid_taken`.
+                Some(id) => ok(json!(id)),
+                None => error(501, &format!("Method '{key}' not implemented")),
+            }
         })
     };
     let body = reply.body.to_string();
@@ -282,6 +317,19 @@ fn serve(
     tls.conn.send_close_notify();
     let _ = tls.flush();
     Ok(())
+}
+
+/// The major release the `GET /version` route names (8 when it names none).
+fn version_major(routes: &Routes) -> u32 {
+    let routes = routes.lock().unwrap();
+    let data = routes.get("GET /version").map(|r| r.body["data"].clone());
+    data.and_then(|d| {
+        d["release"]
+            .as_str()
+            .or(d["version"].as_str())
+            .and_then(|v| v.split('.').next()?.parse().ok())
+    })
+    .unwrap_or(8)
 }
 
 /// A healthy single-node PVE 8.2 host `pve` with template 9000, storage `local-lvm`, bridge
