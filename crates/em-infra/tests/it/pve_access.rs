@@ -299,6 +299,98 @@ impl Access {
     }
 }
 
+impl Access {
+    /// Whether `authid` holds any of `privs` on `path` (PVE's `check_any`).
+    fn has_any(&self, major: u32, authid: &str, path: &str, privs: &[&str]) -> bool {
+        let held = self.permissions(major, authid, path);
+        privs.iter().any(|p| held.contains_key(*p))
+    }
+
+    /// `check_sdn_bridge`: SDN.Audit or SDN.Use on the bridge, or on one of its VLANs that has
+    /// an ACL entry (RPCEnvironment.pm).
+    fn sees_bridge(&self, major: u32, authid: &str, bridge: &str) -> bool {
+        let path = format!("/sdn/zones/localnetwork/{bridge}");
+        let privs = ["SDN.Audit", "SDN.Use"];
+        self.has_any(major, authid, &path, &privs)
+            || self
+                .acl
+                .iter()
+                .filter(|e| {
+                    e.path
+                        .strip_prefix(&path)
+                        .is_some_and(|r| r.starts_with('/'))
+                })
+                .any(|e| self.has_any(major, authid, &e.path, &privs))
+    }
+
+    /// Apply the permission checks and filters real PVE applies to the endpoints em-infra reads,
+    /// to a route's successful `reply` for `key` (`"GET /path?query"`): a 403 `Permission check
+    /// failed (<path>, <privs>)` where the endpoint checks, entries dropped where it filters.
+    /// Sources (pve-manager, qemu-server, pve-storage): `Cluster.pm` resources (VM.Audit per
+    /// guest), `Qemu.pm` vm_config (VM.Audit), `Storage/Status.pm` read_status and index
+    /// (Datastore.Audit|Datastore.AllocateSpace), `Network.pm` index (bridges need SDN.Audit or
+    /// SDN.Use), `Cluster/Mapping/PCI.pm` index (Mapping.Modify|Use|Audit), `Hardware/PCI.pm`
+    /// (Sys.Audit|Sys.Modify on /), `Nodes.pm` status (Sys.Audit on /nodes/<node>).
+    pub(crate) fn guard(&self, major: u32, authid: &str, key: &str, reply: Reply) -> Reply {
+        if reply.status != 200 {
+            return reply;
+        }
+        let Some(target) = key.strip_prefix("GET ") else {
+            return reply;
+        };
+        let path = target.split_once('?').map_or(target, |(p, _)| p);
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let deny = |acl: &str, privs: &[&str]| -> Option<Reply> {
+            (!self.has_any(major, authid, acl, privs)).then(|| {
+                error(
+                    403,
+                    &format!("Permission check failed ({acl}, {})", privs.join("|")),
+                )
+            })
+        };
+        let filter = |reply: Reply, keep: &dyn Fn(&Value) -> bool| -> Reply {
+            let mut reply = reply;
+            if let Some(items) = reply.body["data"].as_array_mut() {
+                items.retain(|item| keep(item));
+            }
+            reply
+        };
+        const STORAGE: &[&str] = &["Datastore.Audit", "Datastore.AllocateSpace"];
+        match parts.as_slice() {
+            ["cluster", "resources"] => filter(reply, &|r| match r["vmid"].as_u64() {
+                Some(id) => self.has_any(major, authid, &format!("/vms/{id}"), &["VM.Audit"]),
+                None => true,
+            }),
+            ["nodes", _, "qemu", id, "config"] => {
+                deny(&format!("/vms/{id}"), &["VM.Audit"]).unwrap_or(reply)
+            }
+            ["nodes", _, "storage", id, "status"] => {
+                deny(&format!("/storage/{id}"), STORAGE).unwrap_or(reply)
+            }
+            ["nodes", _, "storage"] => filter(reply, &|s| {
+                let id = s["storage"].as_str().unwrap_or_default();
+                self.has_any(major, authid, &format!("/storage/{id}"), STORAGE)
+            }),
+            ["nodes", _, "network"] => filter(reply, &|i| {
+                let bridge = matches!(i["type"].as_str(), Some("bridge" | "OVSBridge"));
+                !bridge || self.sees_bridge(major, authid, i["iface"].as_str().unwrap_or_default())
+            }),
+            ["cluster", "mapping", "pci"] => filter(reply, &|m| {
+                let id = m["id"].as_str().unwrap_or_default();
+                let privs = ["Mapping.Modify", "Mapping.Use", "Mapping.Audit"];
+                self.has_any(major, authid, &format!("/mapping/pci/{id}"), &privs)
+            }),
+            ["nodes", _, "hardware", "pci"] => {
+                deny("/", &["Sys.Audit", "Sys.Modify"]).unwrap_or(reply)
+            }
+            ["nodes", node, "status"] => {
+                deny(&format!("/nodes/{node}"), &["Sys.Audit"]).unwrap_or(reply)
+            }
+            _ => reply,
+        }
+    }
+}
+
 /// `user@realm` of `user@realm!token` (a user ID stays as it is).
 fn user_of(authid: &str) -> String {
     authid

@@ -13,7 +13,9 @@
 //! plus typical neighbours.
 //!
 //! `GET /access/permissions` is answered from an [`Access`] model (pve_access.rs) on the release
-//! the `GET /version` route names; by default the token's user has `Administrator` on `/`.
+//! the `GET /version` route names, and the same model applies the permission checks and filters
+//! of the endpoints em-infra reads (403s, hidden VMs, bridges, storages and mappings); by default
+//! the token's user has `Administrator` on `/`, so every route answers as written.
 
 use crate::pve_access::Access;
 use crate::test_ca;
@@ -280,11 +282,11 @@ fn serve(
     let reply = if auth.as_deref() != Some(expected_auth) {
         error(401, "invalid token value!")
     } else {
+        let token_id = expected_auth.trim_start_matches("PVEAPIToken=");
+        let token_id = token_id.split_once('=').map_or(token_id, |(id, _)| id);
         let route = routes.lock().unwrap().get(&key).cloned();
-        route.unwrap_or_else(|| {
+        let reply = route.unwrap_or_else(|| {
             if let Some(query) = key.strip_prefix("GET /access/permissions") {
-                let token_id = expected_auth.trim_start_matches("PVEAPIToken=");
-                let token_id = token_id.split_once('=').map_or(token_id, |(id, _)| id);
                 return access
                     .lock()
                     .unwrap()
@@ -295,7 +297,12 @@ fn serve(
                 Some(id) => ok(json!(id)),
                 None => error(501, &format!("Method '{key}' not implemented")),
             }
-        })
+        });
+        // What the endpoint checks or filters, from the token's privileges (pve_access.rs).
+        access
+            .lock()
+            .unwrap()
+            .guard(version_major(routes), token_id, &key, reply)
     };
     let body = reply.body.to_string();
     let status_reason = reply
