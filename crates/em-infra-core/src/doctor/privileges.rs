@@ -88,13 +88,20 @@ impl PlanFacts<'_> {
 }
 
 /// One requirement of the plan on its concrete paths.
-struct Needed<'a> {
-    requirement: &'a Requirement,
+struct Needed {
+    requirement: &'static Requirement,
     paths: Vec<String>,
 }
 
+/// A privilege the token lacks: where, and what needs it there.
+struct Missing<'a> {
+    requirement: &'static Requirement,
+    paths: Vec<&'a str>,
+    whys: Vec<&'static str>,
+}
+
 /// The requirements of `release` this plan needs, with their paths (empty ones left out).
-fn needed(release: Release, facts: &PlanFacts<'_>) -> Vec<Needed<'static>> {
+fn needed(release: Release, facts: &PlanFacts<'_>) -> Vec<Needed> {
     privileges::for_release(release)
         .filter(|r| facts.applies(r.when))
         .map(|r| Needed {
@@ -143,7 +150,7 @@ pub(super) fn check(
     }
 
     // Missing privileges, grouped by name: paths and reasons in table order.
-    let mut missing: Vec<(&Requirement, Vec<&str>, Vec<&str>)> = Vec::new();
+    let mut missing: Vec<Missing<'_>> = Vec::new();
     for n in &needed {
         let r = n.requirement;
         let lacking: Vec<&str> = n
@@ -160,15 +167,19 @@ pub(super) fn check(
         }
         match missing
             .iter_mut()
-            .find(|(m, ..)| m.privilege == r.privilege)
+            .find(|m| m.requirement.privilege == r.privilege)
         {
-            Some((_, paths, whys)) => {
-                paths.extend(lacking);
-                if !whys.contains(&r.why) {
-                    whys.push(r.why);
+            Some(m) => {
+                m.paths.extend(lacking);
+                if !m.whys.contains(&r.why) {
+                    m.whys.push(r.why);
                 }
             }
-            None => missing.push((r, lacking, vec![r.why])),
+            None => missing.push(Missing {
+                requirement: r,
+                paths: lacking,
+                whys: vec![r.why],
+            }),
         }
     }
 
@@ -189,7 +200,12 @@ pub(super) fn check(
     }
     let token = client.token_id();
     let user = token.split_once('!').map_or(token, |(u, _)| u);
-    for (r, paths, whys) in missing {
+    for Missing {
+        requirement: r,
+        paths,
+        whys,
+    } in missing
+    {
         let alternatives = if r.or.is_empty() {
             String::new()
         } else {
