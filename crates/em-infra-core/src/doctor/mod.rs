@@ -4,10 +4,12 @@
 //! [`DoctorReport`]; the binary renders it (✓/✗/!/- lines by group, a `fix:` line under every ✗,
 //! a summary) or prints it as JSON (`{"ok", "checks": [{group, name, status, detail, fix}]}`,
 //! docs/doctor.md), and fails with the preflight kind when any check failed. The checks live by
-//! what they look at: [`local`], [`proxmox`] (the API) and [`cluster`].
+//! what they look at: [`local`], [`proxmox`] (the API; [`privileges`]: the token's privileges)
+//! and [`cluster`].
 
 mod cluster;
 mod local;
+mod privileges;
 mod proxmox;
 
 pub use local::{Exec, standalone_exec};

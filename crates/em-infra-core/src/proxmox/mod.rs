@@ -15,12 +15,13 @@
 //! | `EM_INFRA_PVE_CONNECT_TIMEOUT`, `EM_INFRA_PVE_TIMEOUT` | seconds (default 10 and 30) |
 
 mod error;
+pub mod privileges;
 mod reason;
 pub mod snapshot;
 mod tls;
 pub mod types;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -488,6 +489,19 @@ impl Client {
     /// `GET /nodes/{node}/hardware/pci` (needs `Sys.Audit` on `/`).
     pub fn node_pci_devices(&self, node: &str) -> Result<Vec<PciDevice>, ProxmoxError> {
         self.get(&format!("/nodes/{}/hardware/pci", enc(node)))
+    }
+
+    /// `GET /access/permissions?path=P`: the privileges the token holds on `path`, with
+    /// propagation and, for a privilege-separated token, the intersection with its user already
+    /// applied by PVE (pve-access-control `API2/AccessControl.pm` `permissions`, identical on 8
+    /// and 9). Every token may read its own; the answer is `{"P": {"<priv>": 0|1, …}}`.
+    pub fn permissions(&self, path: &str) -> Result<BTreeSet<String>, ProxmoxError> {
+        let answer: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+            self.get(&format!("/access/permissions?path={}", enc(path)))?;
+        Ok(answer
+            .get(path)
+            .map(|privs| privs.keys().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// `GET /nodes/{node}/tasks/{upid}/status`.

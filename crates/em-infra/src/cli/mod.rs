@@ -196,6 +196,12 @@ pub(crate) struct DoctorArgs {
     /// tfvars file to check (default: the environment's terraform.tfvars, else the example).
     #[arg(long, value_name = "FILE")]
     pub(crate) tfvars: Option<PathBuf>,
+
+    /// Print the `pveum` commands that create the role, user and API token em-infra needs on
+    /// Proxmox VE 8 or 9 (the privileges doctor checks), and exit: no check runs, no repository
+    /// is needed. With --json: the same commands and every required privilege, its path and why.
+    #[arg(long, value_name = "PVE_MAJOR", value_parser = clap::value_parser!(u32).range(8..=9))]
+    pub(crate) print_role: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,11 @@
 //! `em-infra doctor`: every check, rendered by group (or `--json`); any ✗ is a preflight failure.
+//! `--print-role 8|9` prints the `pveum` commands of the role the privilege check expects.
 
 use em_infra_core::config::Project;
 use em_infra_core::doctor::{DoctorReport, Status, checks, standalone_exec};
 use em_infra_core::failure::Failure;
+use em_infra_core::proxmox::privileges::{self, Release};
+use serde_json::json;
 
 use crate::cli::DoctorArgs;
 use crate::output::Printer;
@@ -32,6 +35,33 @@ pub(crate) fn run(project: &Project, args: &DoctorArgs, printer: &Printer) -> an
     } else {
         Ok(())
     }
+}
+
+/// `em-infra doctor --print-role 8|9`: the role, user and token commands on stdout (as
+/// docs/runbooks.md shows them), or with `--json` also every requirement of that release.
+pub(crate) fn print_role(args: &DoctorArgs, printer: &Printer) -> anyhow::Result<()> {
+    let release = Release::from_major(args.print_role);
+    let commands = privileges::pveum_commands(release);
+    if !printer.json_mode() {
+        return printer.stdout_raw(commands.as_bytes());
+    }
+    let requirements: Vec<_> = privileges::for_release(release)
+        .map(|r| {
+            json!({
+                "privilege": r.privilege,
+                "or": r.or,
+                "path": r.target.template(),
+                "when": r.when,
+                "why": r.why,
+            })
+        })
+        .collect();
+    printer.stdout_json(&json!({
+        "pve": release.major(),
+        "role": privileges::ROLE,
+        "commands": commands,
+        "requirements": requirements,
+    }))
 }
 
 /// Human rendering on stderr: a heading per group, one marked line per check, `fix:` hints.

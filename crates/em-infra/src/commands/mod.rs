@@ -30,6 +30,9 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
     match &cli.command {
         Command::Completions(args) => return completions::run(args, printer),
         Command::Man => return man::run(printer),
+        Command::Doctor(args) if args.print_role.is_some() => {
+            return doctor::print_role(args, printer);
+        }
         _ => {}
     }
     let project = Project::discover(cli.global.root.as_deref(), cli.global.state_dir.as_deref())?;

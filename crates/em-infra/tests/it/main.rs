@@ -4,13 +4,16 @@
 //! repository and the binary's `--help`.
 //!
 //! Shared support: [`support`] (a throwaway repository around the offline fixture, running the
-//! binary), [`test_ca`] (a private CA), [`pve_server`] and [`kube_server`] (the API test servers),
-//! [`pve_snapshots`] (VM snapshots on the Proxmox one).
+//! binary), [`test_ca`] (a private CA), [`pve_server`] and [`kube_server`] (the API test
+//! servers; [`pve_access`]: PVE's permission model behind `GET /access/permissions`;
+//! [`pve_snapshots`]: VM snapshots on the Proxmox one).
 
 mod support;
 mod test_ca;
 
 mod kube_server;
+mod privilege_lab;
+mod pve_access;
 mod pve_server;
 mod pve_snapshots;
 
@@ -20,6 +23,7 @@ mod check;
 mod docs;
 mod doctor;
 mod doctor_placement;
+mod doctor_privileges;
 mod drain;
 mod fault_injection;
 mod first_run;

@@ -14,7 +14,13 @@
 //! [`happy_routes`] holds response shapes recorded from real PVE 8 hosts (pve-manager API schema,
 //! luthermonson/go-proxmox `tests/mocks/pve8x`, `pve9x/hardware.go`), trimmed to what em-infra reads
 //! plus typical neighbours.
+//!
+//! `GET /access/permissions` is answered from an [`Access`] model (pve_access.rs) on the release
+//! the `GET /version` route names, and the same model applies the permission checks and filters
+//! of the endpoints em-infra reads (403s, hidden VMs, bridges, storages and mappings); by default
+//! the token's user has `Administrator` on `/`, so every route answers as written.
 
+use crate::pve_access::Access;
 use crate::test_ca;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -118,6 +124,7 @@ pub(crate) type Handler = Arc<dyn Fn(&str, &str, &[u8]) -> Option<Reply> + Send 
 type Handlers = Arc<Mutex<Vec<Handler>>>;
 /// Each request seen: `"GET /version"` and its Authorization header.
 type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+type SharedAccess = Arc<Mutex<Access>>;
 
 /// The running server. Dropping it stops it.
 pub(crate) struct PveServer {
@@ -126,6 +133,7 @@ pub(crate) struct PveServer {
     routes: Routes,
     requests: Requests,
     handlers: Handlers,
+    access: SharedAccess,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -153,13 +161,19 @@ impl PveServer {
         let routes: Routes = Arc::new(Mutex::new(routes));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handlers: Handlers = Arc::default();
+        let token_id = token
+            .split_once('=')
+            .map_or(token, |(id, _)| id)
+            .to_string();
+        let access: SharedAccess = Arc::new(Mutex::new(Access::admin(&token_id)));
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!("PVEAPIToken={token}");
         let thread = {
-            let (routes, requests, handlers, stop) = (
+            let (routes, requests, handlers, access, stop) = (
                 routes.clone(),
                 requests.clone(),
                 handlers.clone(),
+                access.clone(),
                 stop.clone(),
             );
             std::thread::spawn(move || {
@@ -167,16 +181,19 @@ impl PveServer {
                 while !stop.load(Ordering::SeqCst) && started.elapsed() < MAX_LIFETIME {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            let (config, routes, requests, handlers, expected) = (
+                            let (config, routes, requests, handlers, access, expected) = (
                                 config.clone(),
                                 routes.clone(),
                                 requests.clone(),
                                 handlers.clone(),
+                                access.clone(),
                                 expected.clone(),
                             );
                             std::thread::spawn(move || {
-                                let _ =
-                                    serve(stream, config, &routes, &requests, &handlers, &expected);
+                                let _ = serve(
+                                    stream, config, &routes, &requests, &handlers, &access,
+                                    &expected,
+                                );
                             });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -193,6 +210,7 @@ impl PveServer {
             routes,
             requests,
             handlers,
+            access,
             stop,
             thread: Some(thread),
         }
@@ -238,6 +256,11 @@ impl PveServer {
         self.routes.lock().unwrap()[key].body["data"].clone()
     }
 
+    /// Replace the ACL model that answers `GET /access/permissions`.
+    pub(crate) fn set_access(&self, access: Access) {
+        *self.access.lock().unwrap() = access;
+    }
+
     /// Every request seen: `"GET /version"` and its Authorization header.
     pub(crate) fn requests(&self) -> Vec<(String, Option<String>)> {
         self.requests.lock().unwrap().clone()
@@ -273,6 +296,7 @@ fn serve(
     routes: &Routes,
     requests: &Requests,
     handlers: &Handlers,
+    access: &SharedAccess,
     expected_auth: &str,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
@@ -322,13 +346,20 @@ fn serve(
     } else if let Some(reply) = handled() {
         reply
     } else {
-        let routes = routes.lock().unwrap();
-        let reply = routes
-            .get(&key)
-            .cloned()
-            .or_else(|| derived(&key, &routes))
-            .unwrap_or_else(|| error(501, &format!("Method '{key}' not implemented")));
-        consistent_with_storage_config(&key, reply, &routes)
+        let token_id = expected_auth.trim_start_matches("PVEAPIToken=");
+        let token_id = token_id.split_once('=').map_or(token_id, |(id, _)| id);
+        let major = version_major(routes);
+        let reply = {
+            let routes = routes.lock().unwrap();
+            let reply = routes.get(&key).cloned().or_else(|| derived(&key, &routes));
+            reply.map(|r| consistent_with_storage_config(&key, r, &routes))
+        };
+        let reply = reply.unwrap_or_else(|| match key.strip_prefix("GET /access/permissions") {
+            Some(query) => access.lock().unwrap().reply(major, token_id, query),
+            None => error(501, &format!("Method '{key}' not implemented")),
+        });
+        // What the endpoint checks or filters, from the token's privileges (pve_access.rs).
+        access.lock().unwrap().guard(major, token_id, &key, reply)
     };
     let body = reply.body.to_string();
     // The first line of the message, as pve-http-server's `response` writes it; the generic
@@ -598,6 +629,19 @@ fn assert_valid(
         }
     }
     Ok(())
+}
+
+/// The major release the `GET /version` route names (8 when it names none).
+fn version_major(routes: &Routes) -> u32 {
+    let routes = routes.lock().unwrap();
+    let data = routes.get("GET /version").map(|r| r.body["data"].clone());
+    data.and_then(|d| {
+        d["release"]
+            .as_str()
+            .or(d["version"].as_str())
+            .and_then(|v| v.split('.').next()?.parse().ok())
+    })
+    .unwrap_or(8)
 }
 
 /// A healthy single-node PVE 8.2 host `pve` with template 9000, storage `local-lvm`, bridge

@@ -92,6 +92,7 @@ impl<'a> ProxmoxChecks<'a> {
             return;
         };
 
+        super::privileges::check(report, client, &version, inputs, self.nodes);
         let online = self.check_nodes(report, inputs);
         let vms = client.vm_resources();
         self.check_template(report, inputs, &vms, &online);
