@@ -28,6 +28,7 @@ mod rotate;
 mod runs;
 mod scale_lab;
 mod shell;
+mod standin_contract;
 mod state_backup;
 mod status;
 mod up;
