@@ -21,6 +21,7 @@ mod drain;
 mod fault_injection;
 mod first_run;
 mod inventory;
+mod k3s_leftovers;
 mod lab_e2e;
 mod lock;
 mod prepare;
