@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn reads_server_and_key_from_a_k3s_kubeconfig() {
-        let k = crate::server::kubeconfig_text("pw", 6443);
+        let k = crate::server::kubeconfig_text("pw", 6443, "CA");
         let (server, key) = read_kubeconfig(&k).unwrap();
         assert_eq!(server, "https://127.0.0.1:6443");
         assert_eq!(decode_b64(&key).unwrap(), crate::server::admin_key("pw"));

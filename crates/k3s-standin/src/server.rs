@@ -1,15 +1,22 @@
 //! `k3s server`: files, node registry and the agent/kubectl listener.
 
+use crate::cli;
+use crate::flags::Command;
 use crate::json::Json;
 use crate::nodes::{self, Node};
 use crate::sys::{self, log};
+use crate::{record, token};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+pub(crate) const DATA_DIR: &str = "/var/lib/rancher/k3s";
 pub(crate) const SERVER_DIR: &str = "/var/lib/rancher/k3s/server";
+pub(crate) const SERVER_CA: &str = "/var/lib/rancher/k3s/server/tls/server-ca.crt";
+/// `--private-registry`'s default.
+pub(crate) const REGISTRIES: &str = "/etc/rancher/k3s/registries.yaml";
 pub(crate) const KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
 pub(crate) const NODE_PASSWORD: &str = "/etc/rancher/node/password";
 /// k3s's message when a host registers under a name another host's password already holds.
@@ -20,19 +27,20 @@ pub(crate) fn admin_key(password: &str) -> String {
     sys::fake_hash_hex(format!("standin-admin-key:{password}").as_bytes())
 }
 
-pub(crate) fn kubeconfig_text(password: &str, port: u16) -> String {
+/// The kubeconfig k3s writes: the cluster CA as `certificate-authority-data`, and a fake client
+/// key (derived from the token's password) that the stand-in's kubectl presents.
+pub(crate) fn kubeconfig_text(password: &str, port: u16, ca_pem: &str) -> String {
     let pem = |kind: &str, body: &str| {
         sys::base64(
             format!("-----BEGIN {kind}-----\nSTANDIN{body}\n-----END {kind}-----\n").as_bytes(),
         )
     };
-    let ca = sys::fake_hash_hex(format!("standin-ca:{password}").as_bytes());
     let cert = sys::fake_hash_hex(format!("standin-admin-cert:{password}").as_bytes());
     format!(
         "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: https://127.0.0.1:{port}\n  name: default\n\
          contexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\nkind: Config\n\
          preferences: {{}}\nusers:\n- name: default\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
-        pem("CERTIFICATE", &ca),
+        sys::base64(ca_pem.as_bytes()),
         pem("CERTIFICATE", &cert),
         sys::base64(admin_key(password).as_bytes()),
     )
@@ -51,10 +59,72 @@ fn write_file(path: &str, content: &str, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
+/// The cluster CA k3s keeps at `server/tls/server-ca.crt`: created once, then reused (its hash is
+/// in every full token). Not a real certificate: PEM armour around random bytes.
+fn ensure_server_ca() -> std::io::Result<String> {
+    match std::fs::read_to_string(SERVER_CA) {
+        Ok(pem) => Ok(pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let body = sys::base64(
+                format!(
+                    "k3s-standin cluster CA (NOT a certificate) {}",
+                    sys::random_hex(32)
+                )
+                .as_bytes(),
+            );
+            let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+            for chunk in body.as_bytes().chunks(64) {
+                pem.push_str(&String::from_utf8_lossy(chunk));
+                pem.push('\n');
+            }
+            pem.push_str("-----END CERTIFICATE-----\n");
+            write_file(SERVER_CA, &pem, 0o644)?;
+            Ok(pem)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The password of the cluster token: the `--token`/`--token-file` given (short or full), else
+/// the one the data dir already holds, else a new random one (k3s generates one too).
+fn cluster_password(
+    given: Option<&str>,
+    existing: Option<&str>,
+    ca_pem: &str,
+) -> Result<String, String> {
+    if let Some(t) = given {
+        let parsed = token::parse(t)?;
+        // A full token given to a server must name this cluster's CA.
+        token::check_ca(&parsed, ca_pem.as_bytes())?;
+        return Ok(parsed.password);
+    }
+    if let Some(t) = existing
+        && let Ok(parsed) = token::parse(t.trim())
+    {
+        return Ok(parsed.password);
+    }
+    Ok(sys::random_hex(16))
+}
+
 pub(crate) fn run(args: &[String]) -> i32 {
     sys::install_signal_handlers();
-    let cfg = match crate::load_config(args) {
-        Ok(c) => c,
+    let opts = match cli::parse(Command::Server, args) {
+        Ok(o) => o,
+        Err(e) => return fatal(&e),
+    };
+    for w in &opts.warnings {
+        log("warning", w);
+    }
+    if let Some(d) = opts
+        .get("data-dir")
+        .filter(|d| d.trim_end_matches('/') != DATA_DIR)
+    {
+        return fatal(&format!(
+            "data-dir {d}: the k3s stand-in supports only the default {DATA_DIR}"
+        ));
+    }
+    let given = match cli::token(&opts) {
+        Ok(t) => t,
         Err(e) => return fatal(&e),
     };
     log(
@@ -74,12 +144,19 @@ pub(crate) fn run(args: &[String]) -> i32 {
             return fatal(&format!("creating {d}: {e}"));
         }
     }
+    let ca_pem = match ensure_server_ca() {
+        Ok(p) => p,
+        Err(e) => return fatal(&format!("writing {SERVER_CA}: {e}")),
+    };
     let token_path = format!("{SERVER_DIR}/token");
     let existing = std::fs::read_to_string(&token_path).ok();
-    let password = match (cfg.get("token"), &existing) {
-        (Some(t), _) if !t.is_empty() => crate::token_password(t).to_string(),
-        (_, Some(t)) => crate::token_password(t.trim()).to_string(),
-        _ => sys::random_hex(16),
+    let password = match cluster_password(
+        given.as_ref().map(|(t, _)| t.as_str()),
+        existing.as_deref(),
+        &ca_pem,
+    ) {
+        Ok(p) => p,
+        Err(e) => return fatal(&format!("starting kubernetes: preparing server: {e}")),
     };
     // Like k3s: the datastore is bound to the token it was created with.
     let bound = format!("{SERVER_DIR}/standin-token-hash");
@@ -97,38 +174,52 @@ pub(crate) fn run(args: &[String]) -> i32 {
             }
         }
     }
-    let ca_hash = sys::fake_hash_hex(format!("standin-ca:{password}").as_bytes());
-    let full_token = format!("K10{ca_hash}::server:{password}\n");
+    // The full token (server/token, with node-token and agent-token as k3s' links to it).
+    let full_token = format!(
+        "{}\n",
+        token::format(&format!("server:{password}"), ca_pem.as_bytes())
+    );
     if existing.as_deref() != Some(full_token.as_str())
         && let Err(e) = write_file(&token_path, &full_token, 0o600)
     {
         return fatal(&format!("writing {token_path}: {e}"));
     }
-    let legacy = format!("{SERVER_DIR}/node-token");
-    if std::fs::symlink_metadata(&legacy).is_err() {
-        let _ = std::os::unix::fs::symlink(&token_path, &legacy);
+    for link in ["node-token", "agent-token"] {
+        let path = format!("{SERVER_DIR}/{link}");
+        if std::fs::symlink_metadata(&path).is_err() {
+            let _ = std::os::unix::fs::symlink(&token_path, &path);
+        }
     }
-    let port: u16 = match cfg.get("https-listen-port").map(str::parse).transpose() {
+    let port: u16 = match opts.get("https-listen-port").map(str::parse).transpose() {
         Ok(p) => p.unwrap_or(6443),
         Err(e) => return fatal(&format!("invalid https-listen-port: {e}")),
     };
-    let mode = match u32::from_str_radix(cfg.get("write-kubeconfig-mode").unwrap_or("0600"), 8) {
+    let mode = match u32::from_str_radix(opts.get("write-kubeconfig-mode").unwrap_or("0600"), 8) {
         Ok(m) if m <= 0o777 => m,
         _ => return fatal("invalid write-kubeconfig-mode (want octal like 0600)"),
     };
-    if let Err(e) = write_file(KUBECONFIG, &kubeconfig_text(&password, port), mode) {
-        return fatal(&format!("writing {KUBECONFIG}: {e}"));
+    let kubeconfig = opts.get("write-kubeconfig").unwrap_or(KUBECONFIG);
+    if let Err(e) = write_file(kubeconfig, &kubeconfig_text(&password, port, &ca_pem), mode) {
+        return fatal(&format!("writing {kubeconfig}: {e}"));
     }
     ensure_node_password();
 
     let registry = Path::new(SERVER_DIR).join("standin-nodes.json");
     let mut nodes = nodes::load(&registry);
-    let name = cfg
+    let name = opts
         .get("node-name")
         .map(str::to_string)
         .unwrap_or_else(sys::hostname);
-    let ip = cfg.get("node-ip").unwrap_or("127.0.0.1").to_string();
-    upsert(&mut nodes, self_node(&name, &ip, &cfg.labels(), true), true);
+    let ip = opts
+        .list("node-ip")
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1".to_string());
+    upsert(
+        &mut nodes,
+        self_node(&name, &ip, &opts.labels(), true),
+        true,
+    );
     if let Err(e) = nodes::save(&registry, &nodes) {
         return fatal(&format!("writing {}: {e}", registry.display()));
     }
@@ -148,14 +239,40 @@ pub(crate) fn run(args: &[String]) -> i32 {
         "info",
         &format!("Running kube-apiserver stand-in on 0.0.0.0:{port} (line protocol, NOT HTTPS)"),
     );
+    for image in record::images() {
+        log(
+            "info",
+            &format!("Importing images from {}/{image}", record::IMAGES_DIR),
+        );
+    }
+    let _ = record::write(
+        &format!("{SERVER_DIR}/standin-runtime.json"),
+        vec![
+            ("command", Json::str("server")),
+            (
+                "tokenSource",
+                Json::str(given.as_ref().map_or("generated", |(_, s)| *s)),
+            ),
+            ("proxyEnv", record::proxy_env()),
+            (
+                "images",
+                Json::Arr(record::images().into_iter().map(Json::str).collect()),
+            ),
+            (
+                "registries",
+                Json::Bool(Path::new(opts.get("private-registry").unwrap_or(REGISTRIES)).exists()),
+            ),
+        ],
+    );
     log("info", "k3s is up and running");
     sys::sd_notify("READY=1");
 
+    let auth = Auth { password, ca_pem };
     let mut last_save = sys::now_secs();
     while !sys::stopping() {
         match listener.accept() {
             Ok((stream, _)) => {
-                if handle(stream, &password, &mut nodes) {
+                if handle(stream, &auth, &mut nodes) {
                     let _ = nodes::save(&registry, &nodes);
                     last_save = sys::now_secs();
                 }
@@ -178,6 +295,12 @@ pub(crate) fn run(args: &[String]) -> i32 {
     log("info", "Received SIGTERM, shutting down the k3s stand-in");
     sys::sd_notify("STOPPING=1");
     0
+}
+
+/// What the server answers with: the token's password and the CA bundle `/cacerts` serves.
+pub(crate) struct Auth {
+    pub password: String,
+    pub ca_pem: String,
 }
 
 pub(crate) fn ensure_node_password() {
@@ -226,7 +349,7 @@ fn upsert(nodes: &mut Vec<Node>, fresh: Node, log_new: bool) {
 }
 
 /// Serves one request line; returns true when the registry changed.
-fn handle(stream: TcpStream, password: &str, nodes: &mut Vec<Node>) -> bool {
+fn handle(stream: TcpStream, auth: &Auth, nodes: &mut Vec<Node>) -> bool {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(&stream);
@@ -252,21 +375,30 @@ fn handle(stream: TcpStream, password: &str, nodes: &mut Vec<Node>) -> bool {
             return false;
         }
     };
-    let (answer, changed) = respond(&req, password, nodes);
+    let (answer, changed) = respond(&req, auth, nodes);
     reply(&mut out, answer);
     changed
 }
 
-/// Answers one request: `register` (agents), `nodes` and `delete` (kubectl). Returns the reply
-/// and whether the node registry changed.
-pub(crate) fn respond(req: &Json, password: &str, nodes: &mut Vec<Node>) -> (Json, bool) {
+/// Answers one request: `cacerts` (anyone, like k3s' `/cacerts`), `register` (agents), `nodes` and
+/// `delete` (kubectl). Returns the reply and whether the node registry changed.
+pub(crate) fn respond(req: &Json, auth: &Auth, nodes: &mut Vec<Node>) -> (Json, bool) {
+    let password = auth.password.as_str();
     let mut answer = None;
     let mut set = |v: Json| answer = Some(v);
     let changed = 'op: {
         let field = |k: &str| req.get(k).and_then(Json::as_str).unwrap_or("").to_string();
         match field("op").as_str() {
+            "cacerts" => {
+                set(Json::obj([
+                    ("ok", Json::Bool(true)),
+                    ("cacerts", Json::str(&auth.ca_pem)),
+                ]));
+                false
+            }
             "register" => {
-                if crate::token_password(&field("token")) != password {
+                // Basic auth node:<password> (the agent already checked the CA hash).
+                if token::parse(&field("token")).map(|t| t.password).as_deref() != Ok(password) {
                     log(
                         "warning",
                         &format!("Rejected node {}: token does not match", field("name")),
@@ -446,6 +578,15 @@ mod tests {
         ])
     }
 
+    const CA: &str = "-----BEGIN CERTIFICATE-----\nU1RBTkRJTg==\n-----END CERTIFICATE-----\n";
+
+    fn auth() -> Auth {
+        Auth {
+            password: "pw".into(),
+            ca_pem: CA.into(),
+        }
+    }
+
     fn ok(reply: &Json) -> bool {
         matches!(reply.get("ok"), Some(Json::Bool(true)))
     }
@@ -453,15 +594,22 @@ mod tests {
     #[test]
     fn agents_join_only_with_the_token_and_their_own_node_password() {
         let mut nodes = Vec::new();
-        let (r, changed) = respond(&register("wrong", "w1", "p1"), "pw", &mut nodes);
+        let (r, changed) = respond(&register("wrong", "w1", "p1"), &auth(), &mut nodes);
         assert!(!ok(&r) && !changed && nodes.is_empty());
         assert_eq!(
             r.get("error").and_then(Json::as_str),
             Some("401 Unauthorized")
         );
 
-        // The full K10 token works as well as the short one.
-        let (r, changed) = respond(&register("K10abc::server:pw", "w1", "p1"), "pw", &mut nodes);
+        // A malformed full token is refused; the full K10 token works as well as the short one.
+        let (r, _) = respond(
+            &register("K10abc::server:pw", "w1", "p1"),
+            &auth(),
+            &mut nodes,
+        );
+        assert!(!ok(&r));
+        let full = token::format("server:pw", CA.as_bytes());
+        let (r, changed) = respond(&register(&full, "w1", "p1"), &auth(), &mut nodes);
         assert!(ok(&r) && changed);
         assert_eq!(
             nodes[0].labels.get("em-infra/role").map(String::as_str),
@@ -474,8 +622,13 @@ mod tests {
         );
 
         // Same host again: fine. Another host (new password) under the same name: refused, retryable.
-        assert!(ok(&respond(&register("pw", "w1", "p1"), "pw", &mut nodes).0));
-        let (r, _) = respond(&register("pw", "w1", "p2"), "pw", &mut nodes);
+        assert!(ok(&respond(
+            &register("pw", "w1", "p1"),
+            &auth(),
+            &mut nodes
+        )
+        .0));
+        let (r, _) = respond(&register("pw", "w1", "p2"), &auth(), &mut nodes);
         assert!(!ok(&r));
         assert_eq!(r.get("retry"), Some(&Json::Bool(true)));
         assert!(
@@ -493,22 +646,27 @@ mod tests {
                 ("key", Json::str(key)),
             ])
         };
-        assert!(!ok(&respond(&del("bad"), "pw", &mut nodes).0));
-        let (r, changed) = respond(&del(&admin_key("pw")), "pw", &mut nodes);
+        assert!(!ok(&respond(&del("bad"), &auth(), &mut nodes).0));
+        let (r, changed) = respond(&del(&admin_key("pw")), &auth(), &mut nodes);
         assert!(ok(&r) && changed && nodes.is_empty());
         assert_eq!(
             r.get("missing").and_then(Json::as_array).map(<[Json]>::len),
             Some(1)
         );
-        assert!(ok(&respond(&register("pw", "w1", "p2"), "pw", &mut nodes).0));
+        assert!(ok(&respond(
+            &register("pw", "w1", "p2"),
+            &auth(),
+            &mut nodes
+        )
+        .0));
     }
 
     #[test]
     fn node_list_needs_the_admin_key() {
         let mut nodes = Vec::new();
         let list = |key: &str| Json::obj([("op", Json::str("nodes")), ("key", Json::str(key))]);
-        assert!(!ok(&respond(&list("x"), "pw", &mut nodes).0));
-        let (r, changed) = respond(&list(&admin_key("pw")), "pw", &mut nodes);
+        assert!(!ok(&respond(&list("x"), &auth(), &mut nodes).0));
+        let (r, changed) = respond(&list(&admin_key("pw")), &auth(), &mut nodes);
         assert!(ok(&r) && !changed);
         assert_eq!(
             r.get("list")
@@ -519,8 +677,41 @@ mod tests {
     }
 
     #[test]
+    fn cacerts_are_served_without_credentials() {
+        let mut nodes = Vec::new();
+        let (r, changed) = respond(
+            &Json::obj([("op", Json::str("cacerts"))]),
+            &auth(),
+            &mut nodes,
+        );
+        assert!(ok(&r) && !changed);
+        assert_eq!(r.get("cacerts").and_then(Json::as_str), Some(CA));
+    }
+
+    #[test]
+    fn a_server_accepts_its_own_full_token_only() {
+        let own = token::format("server:pw", CA.as_bytes());
+        assert_eq!(cluster_password(Some(&own), None, CA).unwrap(), "pw");
+        let other = token::format("server:pw", b"another CA");
+        assert!(
+            cluster_password(Some(&other), None, CA)
+                .unwrap_err()
+                .starts_with("token CA hash does not match")
+        );
+        assert_eq!(
+            cluster_password(None, Some(&format!("{own}\n")), CA).unwrap(),
+            "pw"
+        );
+        assert_eq!(cluster_password(None, None, CA).unwrap().len(), 32);
+    }
+
+    #[test]
     fn kubeconfig_matches_k3s_shape() {
-        let k = kubeconfig_text("pw", 6443);
+        let k = kubeconfig_text("pw", 6443, CA);
+        assert!(k.contains(&format!(
+            "certificate-authority-data: {}\n",
+            sys::base64(CA.as_bytes())
+        )));
         assert!(k.contains("    server: https://127.0.0.1:6443\n"));
         assert!(k.contains("  name: default\n"));
         assert!(k.contains("current-context: default\n"));
@@ -528,7 +719,7 @@ mod tests {
         assert!(!k.contains("pw\n"));
         assert_eq!(
             k,
-            kubeconfig_text("pw", 6443),
+            kubeconfig_text("pw", 6443, CA),
             "deterministic across restarts"
         );
     }

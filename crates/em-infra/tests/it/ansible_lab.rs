@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use testlab::{Lab, LabSpec};
 
-use crate::support;
+use crate::{k3s_leftovers, support};
 use support::{k3s_binary, on_path, repo_root, sha256_of, skip_or_fail as skip};
 
 const HOSTS: [(&str, Ipv4Addr); 3] = [
@@ -115,6 +115,32 @@ fn apply_offline_fixture(tmp: &Path) -> PathBuf {
 
 const MIRROR_PORT: u16 = 18080;
 
+/// The k3s release architecture of this machine (and of the lab hosts).
+fn arch() -> &'static str {
+    if std::env::consts::ARCH == "aarch64" {
+        "arm64"
+    } else {
+        "amd64"
+    }
+}
+
+/// An images archive stand-in (random bytes under the release's name; the stand-in imports
+/// nothing, it records which archives k3s would import).
+fn images_archive(tmp: &Path) -> (PathBuf, String) {
+    use std::io::Read;
+    let dir = tmp.join("airgap");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("k3s-airgap-images-{}.tar.zst", arch()));
+    let mut bytes = vec![0u8; 256 * 1024];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    fs::write(&path, &bytes).unwrap();
+    let sha = sha256_of(&path);
+    (path, sha)
+}
+
 /// Serves `<version>/<asset>` and `<version>/sha256sum-<arch>.txt` the way GitHub's release
 /// downloads are laid out, from the controller namespace (a process this test owns and kills).
 fn start_release_mirror(
@@ -122,13 +148,10 @@ fn start_release_mirror(
     tmp: &Path,
     bin: &Path,
     sha: &str,
+    images: (&Path, &str),
     version: &str,
 ) -> std::process::Child {
-    let arch = if std::env::consts::ARCH == "aarch64" {
-        "arm64"
-    } else {
-        "amd64"
-    };
+    let arch = arch();
     let asset = if arch == "amd64" {
         "k3s".to_string()
     } else {
@@ -137,11 +160,16 @@ fn start_release_mirror(
     let dir = tmp.join("releases").join(version);
     fs::create_dir_all(&dir).unwrap();
     fs::copy(bin, dir.join(&asset)).unwrap();
+    fs::copy(
+        images.0,
+        dir.join(format!("k3s-airgap-images-{arch}.tar.zst")),
+    )
+    .unwrap();
     fs::write(
         dir.join(format!("sha256sum-{arch}.txt")),
         format!(
             "{}  k3s-airgap-images-{arch}.tar.zst\n{sha}  {asset}\n",
-            "0".repeat(64)
+            images.1
         ),
     )
     .unwrap();
@@ -306,6 +334,132 @@ impl Harness {
     fn ssh(&self, host: &str, script: &str) -> Output {
         run(self.lab.ssh(host).arg(script))
     }
+
+    fn ssh_ok(&self, host: &str, script: &str) -> String {
+        let out = self.ssh(host, script);
+        assert!(out.status.success(), "{host}: {script}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The stand-in's record of what a running k3s saw (`server` or `agent`).
+    fn standin_record(&self, host: &str, which: &str) -> Value {
+        let raw = self.ssh_ok(
+            host,
+            &format!("cat /var/lib/rancher/k3s/{which}/standin-runtime.json"),
+        );
+        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{host}: {raw}: {e}"))
+    }
+}
+
+/// The stand-in (not a real k3s binary) runs on the lab hosts: its records can be read.
+fn standin() -> bool {
+    std::env::var_os("EM_INFRA_TEST_K3S_BINARY").is_none()
+}
+
+/// The k3s unit and the stand-in record of an inventory host.
+fn unit_of(host: &str) -> (&'static str, &'static str) {
+    if host == "lab-cp-1" {
+        ("k3s", "server")
+    } else {
+        ("k3s-agent", "agent")
+    }
+}
+
+/// Proxy settings and a registries.yaml reach k3s (its units' EnvironmentFile, k3s' registries
+/// path), a rerun changes nothing, and unsetting them removes both files again; each time every
+/// node's k3s restarts once.
+fn proxy_and_registries(h: &mut Harness) {
+    let set = [
+        "k3s_http_proxy=http://10.231.0.1:3128",
+        "k3s_https_proxy=http://10.231.0.1:3128",
+        r#"{"k3s_no_proxy_extra": ["10.231.0.0/24"]}"#,
+        r#"{"k3s_binary_registries": {"mirrors": {"docker.io": {"endpoint": ["https://registry.lab:5000"]}}, "configs": {"registry.lab:5000": {"auth": {"username": "lab", "password": "registry-secret-1"}}}}}"#,
+    ];
+    let (out, with, _) = h.playbook_with("ansible/playbooks/site.yml", &set);
+    assert!(
+        out.status.success(),
+        "proxy + registries run failed:\n{with}"
+    );
+    for (host, c) in recap(&with) {
+        assert_eq!(
+            (c["changed"], c["failed"]),
+            (3, 0),
+            "{host}: env file + registries.yaml + one restart:\n{}",
+            recap_lines(&with)
+        );
+    }
+    assert!(
+        !with.contains("registry-secret-1"),
+        "registry credentials in the output"
+    );
+    let no_proxy = "NO_PROXY=127.0.0.0/8,localhost,10.231.0.11,10.42.0.0/16,10.43.0.0/16,.svc,.cluster.local,10.231.0.0/24";
+    for (name, _) in HOSTS {
+        let (unit, which) = unit_of(name);
+        let env = h.ssh_ok(
+            name,
+            &format!(
+                "stat -c %a /etc/systemd/system/{unit}.service.env; grep -v '^#' /etc/systemd/system/{unit}.service.env"
+            ),
+        );
+        assert_eq!(
+            env,
+            format!(
+                "600\nHTTP_PROXY=http://10.231.0.1:3128\nHTTPS_PROXY=http://10.231.0.1:3128\n{no_proxy}\n"
+            ),
+            "{name}"
+        );
+        let reg = h.ssh_ok(
+            name,
+            "stat -c %a /etc/rancher/k3s/registries.yaml; cat /etc/rancher/k3s/registries.yaml",
+        );
+        assert!(
+            reg.starts_with("600\n# Written by em-infra")
+                && reg.contains("https://registry.lab:5000")
+                && reg.contains("password: registry-secret-1"),
+            "{name}: {reg}"
+        );
+        if standin() {
+            let record = h.standin_record(name, which);
+            assert_eq!(
+                record["proxyEnv"]["HTTP_PROXY"], "http://10.231.0.1:3128",
+                "{name}: {record:#}"
+            );
+            assert_eq!(
+                record["proxyEnv"]["NO_PROXY"],
+                no_proxy.trim_start_matches("NO_PROXY="),
+                "{name}"
+            );
+            assert_eq!(record["registries"], true, "{name}: {record:#}");
+        }
+    }
+    let (out, again, _) = h.playbook_with("ansible/playbooks/site.yml", &set);
+    assert!(out.status.success(), "{again}");
+    for (host, c) in recap(&again) {
+        assert_eq!(c["changed"], 0, "{host}:\n{}", recap_lines(&again));
+    }
+    let (out, unset, _) = h.playbook("ansible/playbooks/site.yml");
+    assert!(out.status.success(), "{unset}");
+    for (host, c) in recap(&unset) {
+        assert_eq!(
+            c["changed"],
+            3,
+            "{host}: both files removed, one restart:\n{}",
+            recap_lines(&unset)
+        );
+    }
+    for (name, _) in HOSTS {
+        let (unit, which) = unit_of(name);
+        h.ssh_ok(
+            name,
+            &format!(
+                "test ! -e /etc/systemd/system/{unit}.service.env && test ! -e /etc/rancher/k3s/registries.yaml"
+            ),
+        );
+        if standin() {
+            let record = h.standin_record(name, which);
+            assert_eq!(record["proxyEnv"], serde_json::json!({}), "{name}");
+        }
+    }
 }
 
 #[test]
@@ -330,6 +484,7 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
     let state = apply_offline_fixture(&tmp_path);
     let (k3s_bin, k3s_sha) = k3s_binary(&tmp_path);
     let k3s_version = k3s_version_of(&k3s_bin);
+    let (images, images_sha) = images_archive(&tmp_path);
 
     // em-infra's environment directory: 0700 with a 0600 token, as `em-infra up` creates it.
     let env_dir = tmp_path.join("env");
@@ -347,6 +502,7 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
     if let Ok(args) = std::env::var("EM_INFRA_TEST_LAB_NSPAWN_ARGS") {
         spec.nspawn_args = args.split_whitespace().map(str::to_string).collect();
     }
+    spec.extra_packages = k3s_leftovers::EXTRA_PACKAGES.map(str::to_string).to_vec();
     let t_lab = Instant::now();
     let lab = Lab::up(spec).expect("lab up");
     eprintln!("lab up in {:.1?}", t_lab.elapsed());
@@ -375,21 +531,34 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         lab,
         env,
         // The first runs use the role's download path against a release mirror in the lab
-        // (get_url + the release's sha256sum file); later steps use the air-gapped path.
+        // (get_url + the release's sha256sum file, for the binary and the images archive);
+        // later steps use the air-gapped path.
         extra_vars: vec![
             format!(
                 "k3s_binary_release_url=http://{}:{MIRROR_PORT}",
                 Ipv4Addr::new(10, 231, 0, 1)
             ),
             format!("k3s_version={k3s_version}"),
+            "k3s_binary_images_download=true".to_string(),
         ],
         transcript: String::new(),
     };
     assert_eq!(h.lab.controller_addr(), Ipv4Addr::new(10, 231, 0, 1));
-    let mut mirror = start_release_mirror(&h.lab, &tmp_path, &k3s_bin, &k3s_sha, &k3s_version);
+    let mut mirror = start_release_mirror(
+        &h.lab,
+        &tmp_path,
+        &k3s_bin,
+        &k3s_sha,
+        (&images, &images_sha),
+        &k3s_version,
+    );
     let local_path = [
         format!("k3s_binary_local_path={}", k3s_bin.display()),
         format!("k3s_binary_sha256={k3s_sha}"),
+    ];
+    let local_images = [
+        format!("k3s_binary_images_local_path={}", images.display()),
+        format!("k3s_binary_images_sha256={images_sha}"),
     ];
 
     // 1. The canonical inventory config, through the em_infra_state plugin and em-infra.
@@ -461,6 +630,37 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         out.status.success(),
         "nothing may be installed after a refused binary"
     );
+    // 2b. So is an images archive whose checksum does not match, before the binary goes in.
+    let wrong_images = format!("k3s_binary_images_sha256={}", "1".repeat(64));
+    let (out, refused, _) = h.playbook_with(
+        "ansible/playbooks/control-plane.yml",
+        &[
+            &local_path[0],
+            &local_path[1],
+            &local_images[0],
+            &wrong_images,
+            "k3s_binary_images_download=false",
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "a wrong k3s_binary_images_sha256 must fail:\n{refused}"
+    );
+    assert!(
+        refused.contains(&format!(
+            "has SHA-256 {images_sha}, expected k3s_binary_images_sha256 = {}",
+            "1".repeat(64)
+        )) && refused.contains("Refusing to install unverified air-gap images"),
+        "{refused}"
+    );
+    let out = h.ssh(
+        "lab-cp-1",
+        "test ! -e /usr/local/bin/k3s && test ! -e /var/lib/rancher/k3s/agent/images",
+    );
+    assert!(
+        out.status.success(),
+        "nothing may be installed after refused images"
+    );
 
     // 2. First run converges.
     let (out, first, t1) = h.playbook("ansible/playbooks/site.yml");
@@ -513,13 +713,73 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
             && !first.contains("Copy the k3s binary when its content differs\nchanged"),
         "the first runs must use the download path:\n{first}"
     );
+
+    // 2c. Every node runs a Type=notify unit (active = k3s said it is up); agents joined with
+    //     the server's full token, whose CA hash pins the server; the images archive came from
+    //     the mirror, checked against the release's sha256sum file, onto every node.
+    let full_token = h
+        .ssh_ok("lab-cp-1", "cat /var/lib/rancher/k3s/server/token")
+        .trim()
+        .to_string();
+    let ca = h.ssh_ok(
+        "lab-cp-1",
+        "sha256sum /var/lib/rancher/k3s/server/tls/server-ca.crt | cut -d' ' -f1",
+    );
+    if standin() {
+        assert_eq!(
+            full_token,
+            format!("K10{}::server:{token}", ca.trim()),
+            "the server's full token"
+        );
+    }
+    let images_name = format!("k3s-airgap-images-{}.tar.zst", arch());
+    for (name, _) in HOSTS {
+        let (unit, which) = unit_of(name);
+        assert_eq!(
+            h.ssh_ok(name, &format!("systemctl show -P Type {unit}")),
+            "notify\n",
+            "{name}"
+        );
+        assert_eq!(
+            h.ssh_ok(
+                name,
+                &format!(
+                    "sha256sum /var/lib/rancher/k3s/agent/images/{images_name} | cut -d' ' -f1"
+                )
+            )
+            .trim(),
+            images_sha,
+            "{name}: the air-gap images archive"
+        );
+        if which == "agent" {
+            let out = h.ssh(
+                name,
+                &format!("grep -qxF 'token: \"{full_token}\"' /etc/rancher/k3s/config.yaml"),
+            );
+            assert!(out.status.success(), "{name} joins with the full token");
+        }
+        if standin() {
+            let record = h.standin_record(name, which);
+            assert_eq!(
+                record["images"],
+                serde_json::json!([images_name]),
+                "{name}: {record:#}"
+            );
+            if which == "agent" {
+                assert_eq!(record["caHashVerified"], true, "{name}: {record:#}");
+                assert_eq!(record["tokenSource"], "config", "{name}: {record:#}");
+            }
+        }
+    }
     let _ = mirror.kill();
     let _ = mirror.wait();
 
-    // 3a. Switching to the air-gapped path with the same binary changes nothing.
+    // 3a. Switching to the air-gapped path with the same binary and images changes nothing.
     h.extra_vars = vec![
         local_path[0].clone(),
         local_path[1].clone(),
+        local_images[0].clone(),
+        local_images[1].clone(),
         format!("k3s_version={k3s_version}"),
     ];
     let (out, airgap, _) = h.playbook("ansible/playbooks/site.yml");
@@ -533,6 +793,27 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
         );
     }
 
+    // 3a'. Agents never take a short token: one in k3s_agent_extra_config is refused before
+    //      anything changes.
+    let (out, short, _) = h.playbook_with(
+        "ansible/playbooks/workers.yml",
+        &[r#"{"k3s_agent_extra_config": {"token": "shorttoken0123456789"}}"#],
+    );
+    assert!(
+        !out.status.success(),
+        "a short agent token must fail:\n{short}"
+    );
+    assert!(
+        short.contains("k3s_agent_extra_config sets token")
+            && short.contains("a short token would skip that check"),
+        "{short}"
+    );
+    for (host, c) in recap(&short) {
+        assert_eq!(c["changed"], 0, "{host}:\n{}", recap_lines(&short));
+    }
+
+    proxy_and_registries(&mut h);
+
     // 3b. Upgrade by rerun (stand-in only): a new binary and k3s_version replace the file and
     //     restart each node's k3s exactly once (changed = binary + handler), and post-checks see
     //     the new kubeletVersion everywhere.
@@ -542,6 +823,8 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
             format!("k3s_binary_local_path={}", new_bin.display()),
             format!("k3s_binary_sha256={new_sha}"),
             "k3s_version=v1.99.0+k3s1".to_string(),
+            local_images[0].clone(),
+            local_images[1].clone(),
         ];
         h.extra_vars = upgrade.to_vec();
         let (out, upgraded, t_up) = h.playbook("ansible/playbooks/site.yml");
@@ -558,7 +841,11 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
     }
 
     // 3c. One agent reset and rejoined (as a recreated VM would): its old node object is deleted
-    //     first (k3s would refuse the new node password), nothing else changes.
+    //     first (k3s would refuse the new node password), nothing else changes. Before, the
+    //     agent gets what a real k3s node leaves behind (interfaces, netns, mounts, iptables and
+    //     nftables rules, a shim with a child) next to the user's own kubectl, link, rule and
+    //     table: the reset removes k3s' and keeps the user's, and the host rejoins to Ready.
+    k3s_leftovers::leave(&h.lab, "lab-worker-2");
     let (out, one, _) = h.ansible(
         "ansible-playbook",
         &[
@@ -575,6 +862,7 @@ fn site_converges_reruns_with_no_changes_and_resets_cleanly() {
     );
     let out = h.ssh("lab-worker-2", "test ! -e /etc/rancher/node/password");
     assert!(out.status.success(), "reset removes the node password");
+    k3s_leftovers::assert_cleaned(&h.lab, "lab-worker-2");
     let (out, rejoin, _) = h.playbook("ansible/playbooks/site.yml");
     assert!(out.status.success(), "rejoin run failed:\n{rejoin}");
     let r = recap(&rejoin);

@@ -301,6 +301,15 @@ pub(crate) fn sha256_of(path: &Path) -> String {
         .to_string()
 }
 
+/// Lower-case hex SHA-256 of `data` (k3s' CA hash in join tokens).
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The k3s binary the lab installs and its SHA-256: a real one from `EM_INFRA_TEST_K3S_BINARY`
 /// (with `EM_INFRA_TEST_K3S_SHA256`, else computed), else the stand-in — built into a target dir
 /// of its own (the outer cargo may hold the main one) and copied into `tmp`, so a test never
