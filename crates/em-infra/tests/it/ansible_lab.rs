@@ -1120,3 +1120,51 @@ fn preflight_explains_token_and_reachability_failures_and_stops_the_run() {
     );
     assert!(!t.contains(&secret), "{t}");
 }
+
+/// Every apt task of every role waits for the dpkg lock instead of failing at once: a fresh clone's
+/// cloud-init, unattended-upgrades or the Proxmox host's own apt jobs may hold it (the apt module's
+/// default `lock_timeout` is 60 s). The lab tests in `gpu_lab` prove the wait itself; this keeps a new
+/// apt task from leaving it out.
+#[test]
+fn every_apt_task_waits_for_the_dpkg_lock() {
+    let mut apt_tasks = 0;
+    let mut missing = Vec::new();
+    let roles = repo_root().join("ansible/roles");
+    for role in fs::read_dir(&roles).unwrap() {
+        let tasks = role.unwrap().path().join("tasks");
+        let Ok(files) = fs::read_dir(&tasks) else {
+            continue;
+        };
+        for file in files {
+            let path = file.unwrap().path();
+            let text = fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if line.trim() != "ansible.builtin.apt:" {
+                    continue;
+                }
+                apt_tasks += 1;
+                let indent = line.len() - line.trim_start().len();
+                // The module's arguments: the lines indented deeper than the module key.
+                let args = lines[i + 1..]
+                    .iter()
+                    .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent);
+                if !args
+                    .clone()
+                    .any(|l| l.trim_start().starts_with("lock_timeout:"))
+                {
+                    missing.push(format!("{}:{}", path.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        apt_tasks >= 3,
+        "found only {apt_tasks} apt tasks under {}",
+        roles.display()
+    );
+    assert!(
+        missing.is_empty(),
+        "apt tasks without lock_timeout: {missing:#?}"
+    );
+}
