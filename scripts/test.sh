@@ -8,7 +8,7 @@ root=$(pwd)
 step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
-debs=(shellcheck mmdebstrap systemd-container iproute2 openssh-client python3-venv zsh fish groff-base)
+debs=(shellcheck mmdebstrap systemd-container iproute2 openssh-client python3-venv zsh fish groff-base gnupg)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${debs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done

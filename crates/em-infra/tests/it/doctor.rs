@@ -32,12 +32,6 @@ fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-fn write_executable(path: &Path, content: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, content).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// A throwaway repository with a Proxmox environment, stand-in tools, a HOME with an SSH key, and
 /// a PVE API server.
 pub(crate) struct Lab {
@@ -53,45 +47,7 @@ impl Lab {
     pub(crate) fn with_routes(routes: std::collections::HashMap<String, Reply>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let real = repo_root();
-        // Discovery needs terraform/environments; the env's `../../modules/…` sources resolve
-        // through the `modules` link to the real modules.
-        std::os::unix::fs::symlink(real.join("terraform"), root.join("terraform")).unwrap();
-        std::os::unix::fs::symlink(real.join("terraform/modules"), root.join("modules")).unwrap();
-        let env = root.join("envs/lab");
-        fs::create_dir_all(&env).unwrap();
-        for entry in fs::read_dir(real.join("terraform/environments/k3s-dev")).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "tf") {
-                fs::copy(&path, env.join(path.file_name().unwrap())).unwrap();
-            }
-        }
-        let ssh = root.join("home/.ssh");
-        fs::create_dir_all(&ssh).unwrap();
-        fs::write(
-            ssh.join("id_ed25519"),
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n",
-        )
-        .unwrap();
-        fs::set_permissions(ssh.join("id_ed25519"), fs::Permissions::from_mode(0o600)).unwrap();
-        fs::write(
-            ssh.join("id_ed25519.pub"),
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests lab@test\n",
-        )
-        .unwrap();
-        let bin = root.join("bin");
-        write_executable(
-            &bin.join("terraform"),
-            "#!/bin/sh\necho '{\"terraform_version\":\"1.9.8\",\"platform\":\"linux_amd64\",\"provider_selections\":{}}'\n",
-        );
-        write_executable(
-            &bin.join("ansible-playbook"),
-            "#!/bin/sh\necho 'ansible-playbook [core 2.19.14]'\necho '  python version = 3.12.3'\n",
-        );
-        write_executable(
-            &bin.join("ssh"),
-            "#!/bin/sh\necho 'OpenSSH_9.6p1 (test stand-in)' >&2\n",
-        );
+        crate::privilege_lab::doctor_repository(root);
         let lab = Lab {
             dir,
             server: PveServer::start(&token(), routes),

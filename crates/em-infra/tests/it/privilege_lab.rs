@@ -85,6 +85,54 @@ pub(crate) fn two_node_routes(major: u32) -> HashMap<String, Reply> {
     r
 }
 
+/// Fill `root` with what `em-infra doctor` reads: the real Terraform modules (linked) under a
+/// k3s-dev environment copied to `envs/lab`, a HOME with an SSH key pair, and stand-in
+/// `terraform`, `ansible-playbook` and `ssh` in `bin/` that only answer their version.
+pub(crate) fn doctor_repository(root: &Path) {
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    // Discovery needs terraform/environments; the env's `../../modules/…` sources resolve
+    // through the `modules` link to the real modules.
+    std::os::unix::fs::symlink(real.join("terraform"), root.join("terraform")).unwrap();
+    std::os::unix::fs::symlink(real.join("terraform/modules"), root.join("modules")).unwrap();
+    let env = root.join("envs/lab");
+    fs::create_dir_all(&env).unwrap();
+    for entry in fs::read_dir(real.join("terraform/environments/k3s-dev")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            fs::copy(&path, env.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let ssh = root.join("home/.ssh");
+    fs::create_dir_all(&ssh).unwrap();
+    fs::write(
+        ssh.join("id_ed25519"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    fs::set_permissions(ssh.join("id_ed25519"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(
+        ssh.join("id_ed25519.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests lab@test\n",
+    )
+    .unwrap();
+    let bin = root.join("bin");
+    write_executable(
+        &bin.join("terraform"),
+        "#!/bin/sh\necho '{\"terraform_version\":\"1.9.8\",\"platform\":\"linux_amd64\",\"provider_selections\":{}}'\n",
+    );
+    write_executable(
+        &bin.join("ansible-playbook"),
+        "#!/bin/sh\necho 'ansible-playbook [core 2.19.14]'\necho '  python version = 3.12.3'\n",
+    );
+    write_executable(
+        &bin.join("ssh"),
+        "#!/bin/sh\necho 'OpenSSH_9.6p1 (test stand-in)' >&2\n",
+    );
+}
+
 fn write_executable(path: &Path, content: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, content).unwrap();
@@ -102,46 +150,7 @@ impl ClusterLab {
     pub(crate) fn new(major: u32) -> ClusterLab {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let real = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()
-            .unwrap();
-        std::os::unix::fs::symlink(real.join("terraform"), root.join("terraform")).unwrap();
-        std::os::unix::fs::symlink(real.join("terraform/modules"), root.join("modules")).unwrap();
-        let env = root.join("envs/lab");
-        fs::create_dir_all(&env).unwrap();
-        for entry in fs::read_dir(real.join("terraform/environments/k3s-dev")).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "tf") {
-                fs::copy(&path, env.join(path.file_name().unwrap())).unwrap();
-            }
-        }
-        let ssh = root.join("home/.ssh");
-        fs::create_dir_all(&ssh).unwrap();
-        fs::write(
-            ssh.join("id_ed25519"),
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n",
-        )
-        .unwrap();
-        fs::set_permissions(ssh.join("id_ed25519"), fs::Permissions::from_mode(0o600)).unwrap();
-        fs::write(
-            ssh.join("id_ed25519.pub"),
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests lab@test\n",
-        )
-        .unwrap();
-        let bin = root.join("bin");
-        write_executable(
-            &bin.join("terraform"),
-            "#!/bin/sh\necho '{\"terraform_version\":\"1.9.8\",\"platform\":\"linux_amd64\",\"provider_selections\":{}}'\n",
-        );
-        write_executable(
-            &bin.join("ansible-playbook"),
-            "#!/bin/sh\necho 'ansible-playbook [core 2.19.14]'\necho '  python version = 3.12.3'\n",
-        );
-        write_executable(
-            &bin.join("ssh"),
-            "#!/bin/sh\necho 'OpenSSH_9.6p1 (test stand-in)' >&2\n",
-        );
+        doctor_repository(root);
         let lab = ClusterLab {
             dir,
             server: PveServer::start(&token(), two_node_routes(major)),
