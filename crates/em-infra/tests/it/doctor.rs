@@ -8,11 +8,10 @@
 
 use crate::pve_server;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use pve_server::{PveServer, Reply, error, happy_routes, ok};
@@ -66,26 +65,18 @@ impl Lab {
 
     /// Write terraform.tfvars: the base topology with `overrides` replacing or adding variables.
     pub(crate) fn tfvars(&self, overrides: &[(&str, &str)]) {
-        let key = self.root().join("home/.ssh/id_ed25519.pub");
-        let mut vars: BTreeMap<&str, String> = [
-            ("cluster_name", "\"lab\"".to_string()),
-            ("proxmox_node", "\"pve\"".into()),
-            ("network_cidr", "\"192.168.10.0/24\"".into()),
-            ("gateway", "\"192.168.10.1\"".into()),
-            ("worker_count", "1".into()),
-            ("gpu_workers", "[{ mapping = \"gpu0\" }]".into()),
-            ("template_vm_id", "9000".into()),
-            ("vm_id_base", "9100".into()),
-            ("datastore_id", "\"local-lvm\"".into()),
-            ("ssh_public_key_path", format!("\"{}\"", key.display())),
-        ]
-        .into_iter()
-        .collect();
-        for (k, v) in overrides {
-            vars.insert(k, v.to_string());
-        }
-        let text: String = vars.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-        fs::write(self.env_dir().join("terraform.tfvars"), text).unwrap();
+        let base = [
+            ("cluster_name", "\"lab\""),
+            ("proxmox_node", "\"pve\""),
+            ("network_cidr", "\"192.168.10.0/24\""),
+            ("gateway", "\"192.168.10.1\""),
+            ("worker_count", "1"),
+            ("gpu_workers", "[{ mapping = \"gpu0\" }]"),
+            ("template_vm_id", "9000"),
+            ("vm_id_base", "9100"),
+            ("datastore_id", "\"local-lvm\""),
+        ];
+        crate::privilege_lab::write_tfvars(self.root(), &base, overrides);
     }
 
     pub(crate) fn ca_file(&self) -> PathBuf {
@@ -94,33 +85,7 @@ impl Lab {
 
     /// The em-infra command with the lab's environment; the CA is pinned unless removed.
     pub(crate) fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_em-infra"));
-        let bin = self.root().join("bin");
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.args(args)
-            .arg("--env")
-            .arg(self.env_dir())
-            .current_dir(self.root())
-            .env("PATH", path)
-            .env("EM_INFRA_ROOT", self.root())
-            .env("HOME", self.root().join("home"))
-            .env("NO_COLOR", "1")
-            .env("EM_INFRA_TERRAFORM", bin.join("terraform"))
-            .env("EM_INFRA_ANSIBLE_BIN_DIR", &bin)
-            .env("PROXMOX_VE_ENDPOINT", self.server.url())
-            .env("PROXMOX_VE_API_TOKEN", token())
-            .env("EM_INFRA_PVE_CA_FILE", self.ca_file())
-            .env("EM_INFRA_PVE_TIMEOUT", "20")
-            .env_remove("PROXMOX_VE_INSECURE")
-            .env_remove("ANSIBLE_PRIVATE_KEY_FILE")
-            .env_remove("EM_INFRA_STATE_DIR")
-            .env_remove("EM_INFRA_ENV")
-            .stdin(Stdio::null());
-        cmd
+        crate::privilege_lab::em_infra_command(self.root(), &self.server, &token(), args)
     }
 
     pub(crate) fn run(&self, cmd: &mut Command) -> Run {

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use em_infra_core::proxmox::privileges::{self, ROLE, Release, When};
@@ -133,6 +133,55 @@ pub(crate) fn doctor_repository(root: &Path) {
     );
 }
 
+/// Write `<root>/envs/lab/terraform.tfvars`: `base`, the SSH key `doctor_repository` made, and
+/// `overrides` replacing or adding variables.
+pub(crate) fn write_tfvars(root: &Path, base: &[(&str, &str)], overrides: &[(&str, &str)]) {
+    let key = format!("\"{}\"", root.join("home/.ssh/id_ed25519.pub").display());
+    let mut vars: std::collections::BTreeMap<&str, &str> = base.iter().copied().collect();
+    vars.insert("ssh_public_key_path", &key);
+    vars.extend(overrides.iter().copied());
+    let text: String = vars.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    fs::write(root.join("envs/lab/terraform.tfvars"), text).unwrap();
+}
+
+/// `em-infra <args> --env envs/lab` in a `doctor_repository` at `root`: its stand-in tools first on
+/// PATH, its HOME, `server` as the Proxmox endpoint with `token` and its CA pinned, and none of
+/// the caller's em-infra, Ansible or Proxmox settings.
+pub(crate) fn em_infra_command(
+    root: &Path,
+    server: &PveServer,
+    token: &str,
+    args: &[&str],
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_em-infra"));
+    let bin = root.join("bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.args(args)
+        .arg("--env")
+        .arg(root.join("envs/lab"))
+        .current_dir(root)
+        .env("PATH", path)
+        .env("EM_INFRA_ROOT", root)
+        .env("HOME", root.join("home"))
+        .env("NO_COLOR", "1")
+        .env("EM_INFRA_TERRAFORM", bin.join("terraform"))
+        .env("EM_INFRA_ANSIBLE_BIN_DIR", &bin)
+        .env("PROXMOX_VE_ENDPOINT", server.url())
+        .env("PROXMOX_VE_API_TOKEN", token)
+        .env("EM_INFRA_PVE_CA_FILE", server.write_ca(root))
+        .env("EM_INFRA_PVE_TIMEOUT", "20")
+        .env_remove("PROXMOX_VE_INSECURE")
+        .env_remove("ANSIBLE_PRIVATE_KEY_FILE")
+        .env_remove("EM_INFRA_STATE_DIR")
+        .env_remove("EM_INFRA_ENV")
+        .stdin(Stdio::null());
+    cmd
+}
+
 fn write_executable(path: &Path, content: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, content).unwrap();
@@ -165,68 +214,30 @@ impl ClusterLab {
         self.dir.path()
     }
 
-    pub(crate) fn env_dir(&self) -> PathBuf {
-        self.root().join("envs/lab")
-    }
-
     /// terraform.tfvars: 1 server, 2 workers (worker-2 on pve2), 1 GPU worker (gpu0 on pve2);
     /// `overrides` replace or add variables.
     pub(crate) fn tfvars(&self, overrides: &[(&str, &str)]) {
-        let key = self.root().join("home/.ssh/id_ed25519.pub");
-        let mut vars: std::collections::BTreeMap<&str, String> = [
-            ("cluster_name", "\"lab\"".to_string()),
-            ("proxmox_node", "\"pve\"".into()),
-            ("node_placement", "{ \"lab-worker-2\" = \"pve2\" }".into()),
-            ("network_cidr", "\"192.168.10.0/24\"".into()),
-            ("gateway", "\"192.168.10.1\"".into()),
-            ("worker_count", "2".into()),
+        let base = [
+            ("cluster_name", "\"lab\""),
+            ("proxmox_node", "\"pve\""),
+            ("node_placement", "{ \"lab-worker-2\" = \"pve2\" }"),
+            ("network_cidr", "\"192.168.10.0/24\""),
+            ("gateway", "\"192.168.10.1\""),
+            ("worker_count", "2"),
             (
                 "gpu_workers",
-                "[{ mapping = \"gpu0\", proxmox_node = \"pve2\" }]".into(),
+                "[{ mapping = \"gpu0\", proxmox_node = \"pve2\" }]",
             ),
-            ("template_vm_id", "9000".into()),
-            ("vm_id_base", "9100".into()),
-            ("datastore_id", "\"local-lvm\"".into()),
-            ("ssh_public_key_path", format!("\"{}\"", key.display())),
-        ]
-        .into_iter()
-        .collect();
-        for (k, v) in overrides {
-            vars.insert(k, v.to_string());
-        }
-        let text: String = vars.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-        fs::write(self.env_dir().join("terraform.tfvars"), text).unwrap();
+            ("template_vm_id", "9000"),
+            ("vm_id_base", "9100"),
+            ("datastore_id", "\"local-lvm\""),
+        ];
+        write_tfvars(self.root(), &base, overrides);
     }
 
     /// `em-infra <args> --env <lab>` with the lab's settings (CA pinned).
     pub(crate) fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_em-infra"));
-        let bin = self.root().join("bin");
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.args(args)
-            .arg("--env")
-            .arg(self.env_dir())
-            .current_dir(self.root())
-            .env("PATH", path)
-            .env("EM_INFRA_ROOT", self.root())
-            .env("HOME", self.root().join("home"))
-            .env("NO_COLOR", "1")
-            .env("EM_INFRA_TERRAFORM", bin.join("terraform"))
-            .env("EM_INFRA_ANSIBLE_BIN_DIR", &bin)
-            .env("PROXMOX_VE_ENDPOINT", self.server.url())
-            .env("PROXMOX_VE_API_TOKEN", token())
-            .env("EM_INFRA_PVE_CA_FILE", self.server.write_ca(self.root()))
-            .env("EM_INFRA_PVE_TIMEOUT", "20")
-            .env_remove("PROXMOX_VE_INSECURE")
-            .env_remove("ANSIBLE_PRIVATE_KEY_FILE")
-            .env_remove("EM_INFRA_STATE_DIR")
-            .env_remove("EM_INFRA_ENV")
-            .stdin(Stdio::null());
-        cmd
+        em_infra_command(self.root(), &self.server, &token(), args)
     }
 
     /// `em-infra doctor --json`: the exit code and the report (the secret never in the output).
