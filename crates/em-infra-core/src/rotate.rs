@@ -341,7 +341,6 @@ pub fn rotate(
         frontend,
         Some(&lock),
     )?;
-    crate::engine::report_cleared_lock(&mut run, Some(&lock))?;
     let failure = run_rotation(project, plan, &mut run).err();
     let verdict = Verdict::of_outcome(failure.as_ref());
     crate::engine::finish(run, verdict, failure)

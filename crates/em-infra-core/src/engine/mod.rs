@@ -177,14 +177,6 @@ pub(crate) fn lock(env: &Environment, command: &str, clear_stale: bool) -> anyho
     EnvLock::acquire(&env.state_dir, command, clear_stale)
 }
 
-/// Say (never silently) that a stale lock was cleared to start this run.
-pub(crate) fn report_cleared_lock(run: &mut Run<'_>, lock: Option<&EnvLock>) -> anyhow::Result<()> {
-    match lock.and_then(EnvLock::cleared_stale) {
-        Some(stale) => run.warning(None, format!("cleared a stale lock: {}", stale.description)),
-        None => Ok(()),
-    }
-}
-
 /// `em-infra up`: run the selected stages, recording each one. `None`: `resume` found nothing to
 /// continue (the last run finished every stage it started).
 pub fn up(
@@ -230,7 +222,6 @@ pub fn up(
         frontend,
         lock.as_ref(),
     )?;
-    report_cleared_lock(&mut run, lock.as_ref())?;
     if opts.stages.resume
         && let Some(last) = state.stages.get(&stages[0])
     {
@@ -398,7 +389,6 @@ pub fn down(
         frontend,
         Some(&lock),
     )?;
-    report_cleared_lock(&mut run, Some(&lock))?;
     let failure = destroy(&env, opts, &mut run).err();
     let verdict = Verdict::of_outcome(failure.as_ref());
     finish(run, verdict, failure)

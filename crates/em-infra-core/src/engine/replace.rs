@@ -14,8 +14,7 @@ use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
 use crate::engine::state::EnvState;
 use crate::engine::{
-    ChangeOptions, RunReport, Stage, drain_step, finish, forget_host_keys, lock,
-    report_cleared_lock, run_stages,
+    ChangeOptions, RunReport, Stage, drain_step, finish, forget_host_keys, lock, run_stages,
 };
 use crate::failure::bad_input;
 use crate::inventory::Role;
@@ -95,7 +94,6 @@ pub fn replace(
         frontend,
         Some(&lock),
     )?;
-    report_cleared_lock(&mut run, Some(&lock))?;
     let failure = (|| -> anyhow::Result<Option<anyhow::Error>> {
         let drained = drain_step(
             &mut run,

@@ -101,6 +101,10 @@ impl<'a> Run<'a> {
             format!("{command} {env}"),
         )?;
         run.save_summary()?;
+        // Never silently: a stale lock cleared to start this run is said in the run itself.
+        if let Some(stale) = lock.and_then(EnvLock::cleared_stale) {
+            run.warning(None, format!("cleared a stale lock: {}", stale.description))?;
+        }
         Ok(run)
     }
 

@@ -17,9 +17,7 @@ use crate::engine::events::{Frontend, Question, Verdict};
 use crate::engine::run::Run;
 use crate::engine::stages::Ctx;
 use crate::engine::state::EnvState;
-use crate::engine::{
-    ChangeOptions, RunReport, Stage, drain_step, finish, lock, report_cleared_lock, run_stages,
-};
+use crate::engine::{ChangeOptions, RunReport, Stage, drain_step, finish, lock, run_stages};
 use crate::failure::bad_input;
 use crate::inventory::{Role, natural_cmp};
 use crate::runner::{Interrupt, Redactor};
@@ -129,7 +127,6 @@ pub fn scale(
         frontend,
         Some(&lock),
     )?;
-    report_cleared_lock(&mut run, Some(&lock))?;
     let failure = (|| -> anyhow::Result<Option<anyhow::Error>> {
         if !plan.removed.is_empty()
             && let Err(e) = drain_step(
